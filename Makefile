@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh machine:
+#   make reproduce   create .venv if missing, install, re-run every DVC stage (cpu profile)
+#   make test        same venv, pytest (unit tests + a smoke `dvc repro` of the whole pipeline)
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed-stamp
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS ?= 1
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+
+.PHONY: install reproduce test status mp-refresh clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# --force: re-execute every stage instead of trusting the committed outputs.
+reproduce: $(STAMP)
+	dvc repro --force
+	python -m matrepro.report
+	dvc status
+
+test: $(STAMP)
+	python -m pytest
+
+status: $(STAMP)
+	dvc status
+	dvc metrics show --md
+
+# Frozen Materials Project refresh: needs network and MP_API_KEY; never run in CI.
+mp-refresh: $(STAMP)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[mp,test]'
+	python -m matrepro.mp_refresh --out data/mp_refresh/li_electrodes_symmetry.csv
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,130 @@
+"""The raw-data registry (``data/registry.yaml``) and the snapshot that materialises it.
+
+Resolution order for each file: the local mirror folder (``$MATREPRO_DATA_MIRROR``, default
+``../shared/data`` beside the repository when it exists), then the file's public origin URL
+(downloaded with pooch). The sha256 is verified in both cases, with pooch's hashing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pooch
+import yaml
+
+from .errors import RegistryError
+from .paths import data_dir, project_root, raw_dir
+
+log = logging.getLogger(__name__)
+
+MIRROR_ENV = "MATREPRO_DATA_MIRROR"
+
+
+@dataclass(frozen=True)
+class RawFile:
+    dataset: str
+    path: str  # relative to the mirror root and to data/raw/
+    origin: str
+    sha256: str
+    licence: str
+    citation: str
+
+
+def load_registry(path: str | Path | None = None) -> dict:
+    path = Path(path) if path else data_dir() / "registry.yaml"
+    with open(path) as fh:
+        reg = yaml.safe_load(fh)
+    for name, ds in reg.get("datasets", {}).items():
+        for key in ("licence", "citation", "files"):
+            if not ds.get(key):
+                raise RegistryError(f"{path}: dataset {name!r} lacks {key!r}")
+        for i, f in enumerate(ds["files"]):
+            for key in ("path", "origin", "sha256"):
+                if not f.get(key):
+                    raise RegistryError(f"{path}: dataset {name!r}, file {i}: lacks {key!r}")
+    return reg
+
+
+def dataset_files(dataset: str, registry: dict | None = None) -> list[RawFile]:
+    reg = registry if registry is not None else load_registry()
+    if dataset not in reg["datasets"]:
+        raise RegistryError(f"data/registry.yaml: no dataset {dataset!r}; known: {sorted(reg['datasets'])}")
+    ds = reg["datasets"][dataset]
+    return [RawFile(dataset, f["path"], f["origin"], f["sha256"].lower(), ds["licence"].strip(),
+                    ds["citation"].strip()) for f in ds["files"]]
+
+
+def mirror_root() -> Path | None:
+    """The mirror folder in force, or None. An explicitly set mirror must exist."""
+    env = os.environ.get(MIRROR_ENV)
+    if env:
+        p = Path(env).expanduser().resolve()
+        if not p.is_dir():
+            raise RegistryError(f"{MIRROR_ENV}={env}: the mirror folder does not exist")
+        return p
+    default = (project_root() / ".." / "shared" / "data").resolve()
+    return default if default.is_dir() else None
+
+
+def verify(path: Path, sha256: str) -> None:
+    actual = pooch.file_hash(str(path), alg="sha256")
+    if actual != sha256:
+        raise RegistryError(f"{path}: sha256 mismatch: expected {sha256}, got {actual}. "
+                            "The file is not the registered one; refusing to use it.")
+
+
+def fetch(rf: RawFile, dest_root: Path | None = None, mirror: Path | None | str = "auto") -> Path:
+    """Place one registered file under ``dest_root`` (default data/raw) and verify its hash."""
+    dest_root = Path(dest_root) if dest_root else raw_dir()
+    dest = dest_root / rf.path
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    mirror = mirror_root() if mirror == "auto" else mirror
+    tried = []
+    if mirror is not None:
+        src = Path(mirror) / rf.path
+        if src.is_file():
+            log.info("copying %s from mirror %s", rf.path, mirror)
+            shutil.copyfile(src, dest)
+            verify(dest, rf.sha256)  # a mismatch is an error, not a reason to try the origin
+            return dest
+        tried.append(f"mirror {src} (missing)")
+    else:
+        tried.append(f"mirror (none: set {MIRROR_ENV} or place ../shared/data beside the repo)")
+    try:
+        log.info("downloading %s from %s", rf.path, rf.origin)
+        got = pooch.retrieve(rf.origin, known_hash=f"sha256:{rf.sha256}", fname=dest.name,
+                             path=dest.parent, progressbar=False)
+    except ValueError as exc:  # pooch's hash mismatch
+        raise RegistryError(f"{rf.path}: sha256 mismatch on download from {rf.origin}: {exc}") from exc
+    except Exception as exc:  # network and HTTP errors come in many types
+        tried.append(f"origin {rf.origin} ({type(exc).__name__}: {exc})")
+        raise RegistryError(f"{rf.path} (dataset {rf.dataset}): unreachable: tried " + "; ".join(tried)) from exc
+    return Path(got)
+
+
+def snapshot(dataset: str, dest_root: Path | None = None, mirror: Path | None | str = "auto") -> list[Path]:
+    """Fetch and verify every file of one dataset. Replaces any stale copy."""
+    files = dataset_files(dataset)
+    dest_root = Path(dest_root) if dest_root else raw_dir()
+    target = dest_root / dataset
+    if target.exists():
+        shutil.rmtree(target)
+    return [fetch(rf, dest_root, mirror) for rf in files]
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Fetch and verify the raw files of one registered dataset.")
+    ap.add_argument("dataset")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for p in snapshot(args.dataset):
+        print(f"ok {p.relative_to(project_root()) if p.is_relative_to(project_root()) else p}")
+
+
+if __name__ == "__main__":
+    main()

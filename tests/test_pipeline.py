@@ -1,0 +1,82 @@
+"""A smoke `dvc repro` of the whole pipeline in a copy of the repository (profile smoke)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, mirror_dir
+
+pytestmark = pytest.mark.slow
+
+ARCHS = ["capnet", "dnn", "rnn", "lstm", "transformer"]
+
+
+def _run(cmd, cwd, env):
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory):
+    mirror = mirror_dir()
+    if mirror is None:
+        pytest.skip("no data mirror (set MATREPRO_DATA_MIRROR)")
+    dst = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for f in filter(None, files):
+        if (ROOT / f).is_file():
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dst / f)
+    params = (dst / "params.yaml").read_text()
+    (dst / "params.yaml").write_text(re.sub(r"(?m)^profile: \w+", "profile: smoke", params, count=1))
+    env = {k: v for k, v in os.environ.items() if k != "MATREPRO_ROOT"}
+    env.update(MATREPRO_DATA_MIRROR=str(mirror), DVC_NO_ANALYTICS="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    _run(["git", "init", "-q"], dst, env)
+    _run(["dvc", "repro"], dst, env)
+    return dst, env
+
+
+def test_metrics_cover_every_model_feature_set_and_split(smoke_repo):
+    repo, _ = smoke_repo
+    m = json.loads((repo / "metrics" / "capnet.json").read_text())
+    assert m["profile"] == "smoke" and len(m["seeds"]) >= 2
+    for arch in ARCHS:
+        for fs in ("paper_like", "leak_free"):
+            for split in ("random", "group"):
+                cell = m["results"][arch][fs][split]
+                for metric in ("mae", "rmse", "r2"):
+                    assert len(cell[metric]["per_seed"]) == len(m["seeds"])
+    analytic = m["results"]["analytic"]["formulas"]
+    assert analytic["random"]["mae"]["mean"] < 1e-6 and analytic["group"]["mae"]["mean"] < 1e-6
+
+
+def test_outputs_notebooks_figures_and_offline_html(smoke_repo):
+    repo, _ = smoke_repo
+    for png in ("capnet_data", "capnet_mae", "capnet_parity"):
+        assert (repo / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    executed = sorted(p.name for p in (repo / "notebooks" / "executed").glob("*.ipynb"))
+    assert executed == sorted(["capnet_preprocess.ipynb", "capnet_evaluate.ipynb", "report.ipynb"]
+                              + [f"capnet_train_{a}.ipynb" for a in ARCHS])
+    for html in (repo / "reports").glob("*.html"):
+        text = html.read_text()
+        assert not re.search(r"<(script|link)[^>]+(src|href)=\"https?://", text), html.name
+    report = (repo / "reports" / "results.md").read_text()
+    assert "smoke" in report and "2.441" in report
+
+
+def test_status_clean_and_forced_rerun_identical(smoke_repo):
+    repo, env = smoke_repo
+    assert "up to date" in _run(["dvc", "status"], repo, env)
+    before = json.loads((repo / "metrics" / "capnet.json").read_text())
+    _run(["dvc", "repro", "--force"], repo, env)
+    after = json.loads((repo / "metrics" / "capnet.json").read_text())
+    assert after == before
+    assert "up to date" in _run(["dvc", "status"], repo, env)

@@ -1,0 +1,54 @@
+import json
+
+import pytest
+
+from matrepro import report
+from matrepro.paths import project_root
+
+
+def test_derived_baseline_maes_come_from_the_stated_improvements():
+    rep = report.load_reported()
+    cap = rep[rep.paper == "capnet"].set_index(["model", "metric"])["reported"]
+    assert cap[("capnet", "mae")] == 2.441
+    assert cap[("dnn", "mae")] == pytest.approx(2.441 / (1 - 0.562))
+    assert cap[("transformer", "mae")] == pytest.approx(4.99, abs=0.01)
+
+
+def test_deviations_table_is_complete():
+    dev = report.deviations()
+    assert len(dev[dev.paper == "capnet"]) >= 8
+    assert dev["kind"].isin(["assumption", "deviation", "data"]).all()
+
+
+def _fake_metrics(tmp_path):
+    v = {"mean": 3.0, "std": 0.5, "per_seed": [2.5, 3.0, 3.5]}
+    res = {m: {"paper_like": {"random": {"mae": v, "rmse": v, "r2": v}}}
+           for m in ("capnet", "dnn", "rnn", "lstm", "transformer")}
+    (tmp_path / "capnet.json").write_text(json.dumps({"profile": "smoke", "seeds": [0, 1, 2], "unit": "mAh/g",
+                                                      "results": res}))
+    return tmp_path
+
+
+def test_comparison_ratio_and_profile(tmp_path):
+    cmp = report.comparison(["capnet"], mdir=_fake_metrics(tmp_path))
+    row = cmp[(cmp.model == "capnet") & (cmp.metric == "MAE")].iloc[0]
+    assert row["ratio"] == pytest.approx(3.0 / 2.441) and row["profile"] == "smoke"
+    assert "smoke" in report.comparison_markdown(cmp)
+
+
+def test_readme_block_is_regenerated_not_typed(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nstale\n{report.README_END}\nend\n")
+    assert report.update_readme(["capnet"], readme, mdir=_fake_metrics(tmp_path))
+    text = readme.read_text()
+    assert "stale" not in text and "3.00 ± 0.50" in text and "profile `smoke`" in text
+    assert not report.update_readme(["capnet"], readme, mdir=_fake_metrics(tmp_path))
+
+
+def test_committed_readme_matches_committed_metrics():
+    root = project_root()
+    if not (root / "metrics" / "capnet.json").is_file():
+        pytest.skip("no committed metrics yet")
+    text = (root / "README.md").read_text()
+    block = text.split(report.README_START, 1)[1].split(report.README_END, 1)[0].strip()
+    assert block == report.results_markdown(report.papers_with_metrics()).strip()
