@@ -89,7 +89,7 @@ def preprocess(raw_csv: str | Path, out_dir: str | Path, cfg: dict,
     cats = categorical_columns(source)
     cols = [bt.ID, "Battery Formula", bt.ION, bt.F_CHARGE, bt.F_DISCHARGE, *bt.NUMERIC_COLUMNS,
             bt.TARGET, "capacity_analytic", *cats]
-    df[cols].to_csv(out_dir / TABLE, index=False, float_format="%.10g")
+    df[cols].to_csv(out_dir / TABLE, index=False)  # full precision: the analytic check reads it
     make_splits(df, cfg).to_csv(out_dir / SPLITS, index=False)
     flog.save(out_dir / FILTERS)
     groups = group_key(df)
@@ -181,7 +181,7 @@ def analytic_results(cfg: dict, processed_dir: str | Path) -> tuple[dict, pd.Dat
 def collect(cfg: dict, results_dir: str | Path, analytic: dict) -> dict:
     """Gather the per-architecture result files and the analytic baseline into metrics/capnet.json."""
     results_dir = Path(results_dir)
-    results, extra = {}, {}
+    results = {}
     for arch in cfg["architectures"]:
         path = results_dir / f"{arch}.json"
         if not path.is_file():
@@ -190,10 +190,10 @@ def collect(cfg: dict, results_dir: str | Path, analytic: dict) -> dict:
         if r["profile"] != cfg["profile"] or r["seeds"] != list(cfg["seeds"]):
             raise MatreproError(f"{path}: made with profile {r['profile']} seeds {r['seeds']}, "
                                 f"not {cfg['profile']} {cfg['seeds']}; rerun dvc repro")
-        results[arch] = {fs: r[fs] for fs in cfg["feature_sets"]}
-        extra[arch] = {"n_parameters": r["n_parameters"], "hyperparameters": r["hyperparameters"]}
+        # metrics only; epochs, hyperparameters and parameter counts stay in results/capnet/<arch>.json
+        results[arch] = {fs: {sp: {k: cell[k] for k in ("mae", "rmse", "r2")} for sp, cell in r[fs].items()}
+                         for fs in cfg["feature_sets"]}
     results["analytic"] = {"formulas": analytic["formulas"]}
     return {"paper": "capnet", "profile": cfg["profile"], "seeds": list(cfg["seeds"]), "unit": "mAh/g",
             "target": bt.TARGET, "categorical_source": analytic.get("categorical_source"),
-            "model_order": [*cfg["architectures"], "analytic"], "train": cfg["train"],
-            "models": extra, "results": results}
+            "model_order": [*cfg["architectures"], "analytic"], "results": results}

@@ -98,7 +98,11 @@ def deviations(path: str | Path | None = None) -> pd.DataFrame:
 
 
 def fmt(mean: float, std: float, metric: str) -> str:
-    return f"{mean:.3f} ± {std:.3f}" if metric == "r2" else f"{mean:.2f} ± {std:.2f}"
+    if metric == "r2":
+        return f"{mean:.3f} ± {std:.3f}"
+    if 0 < abs(mean) < 0.005:  # e.g. the analytic baseline's rounding error: do not print 0.00
+        return f"{mean:.1e} ± {std:.1e}"
+    return f"{mean:.2f} ± {std:.2f}"
 
 
 def comparison_markdown(cmp: pd.DataFrame) -> str:
