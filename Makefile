@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS ?= 1
-PIP_FLAGS ?= --quiet --disable-pip-version-check
+PIP_FLAGS ?= -qq --disable-pip-version-check  # -qq: errors only (this machine's pip config warns per index)
 
 .PHONY: install reproduce test status mp-refresh clean-venv
 

@@ -25,17 +25,5 @@ def raw_dir() -> Path:
     return data_dir() / "raw"
 
 
-def processed_dir(paper: str) -> Path:
-    return data_dir() / "processed" / paper
-
-
-def results_dir(paper: str) -> Path:
-    return project_root() / "results" / paper
-
-
 def metrics_dir() -> Path:
     return project_root() / "metrics"
-
-
-def figures_dir() -> Path:
-    return project_root() / "figures"
