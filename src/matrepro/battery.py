@@ -133,17 +133,14 @@ def composition_features(df: pd.DataFrame, file: str | Path) -> pd.DataFrame:
 def attach_symmetry(df: pd.DataFrame, refresh: pd.DataFrame, file, flog: FilterLog) -> pd.DataFrame:
     """Join the crystal system / space group of both endpoints from the frozen MP refresh.
 
-    Electrodes absent from the refresh get the category 'unknown' (counted in the filter log as a
-    zero-removal step so the reader sees how many)."""
+    Electrodes absent from the refresh get the category 'unknown' (counted in the filter log)."""
     require_columns(refresh, [ID, *SYMMETRY_CATEGORIES], file)
     sym = refresh[[ID, *SYMMETRY_CATEGORIES]].copy()
     for col in SYMMETRY_CATEGORIES:
         sym[col] = sym[col].astype(str)
     out = df.merge(sym, on=ID, how="left")
     missing = int(out[SYMMETRY_CATEGORIES[0]].isna().sum())
-    flog.steps.append({"step": len(flog.steps) + 1, "removed": 0, "rows_before": len(out),
-                       "rows_after": len(out),
-                       "reason": f"symmetry labels from MP refresh; {missing} electrode(s) not in it -> 'unknown'"})
+    flog.note(len(out), f"symmetry labels from MP refresh; {missing} electrode(s) not in it -> 'unknown'")
     out[SYMMETRY_CATEGORIES] = out[SYMMETRY_CATEGORIES].fillna("unknown")
     return out
 

@@ -151,19 +151,8 @@ def papers_with_metrics(mdir=None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Regenerate the README results block from metrics/*.json")
-    ap.add_argument("--check", action="store_true", help="exit 1 if README.md is out of date")
-    args = ap.parse_args(argv)
-    papers = papers_with_metrics()
-    readme = project_root() / "README.md"
-    if args.check:
-        before = readme.read_text()
-        changed = update_readme(papers)
-        if changed:
-            readme.write_text(before)
-            raise SystemExit("README.md results block is out of date: run `python -m matrepro.report`")
-        return
-    print("README.md updated" if update_readme(papers) else "README.md already up to date")
+    argparse.ArgumentParser(description="Regenerate the README results block from metrics/*.json").parse_args(argv)
+    print("README.md updated" if update_readme(papers_with_metrics()) else "README.md already up to date")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,12 @@ class FilterLog:
         log.info("%s: %s: removed %d of %d rows", self.name, reason, removed, len(df))
         return df.loc[keep].reset_index(drop=True)
 
+    def note(self, n_rows: int, reason: str) -> None:
+        """Record a step that removes nothing but changes rows (e.g. a label filled in), so it is counted."""
+        self.steps.append({"step": len(self.steps) + 1, "reason": reason, "rows_before": n_rows,
+                           "removed": 0, "rows_after": n_rows})
+        log.info("%s: %s", self.name, reason)
+
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.steps, columns=["step", "reason", "rows_before", "removed", "rows_after"])
 
