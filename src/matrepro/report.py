@@ -25,8 +25,8 @@ def load_reported(path: str | Path | None = None) -> pd.DataFrame:
     rep = yaml.safe_load(Path(path).read_text())
     rows = []
     for paper, sec in rep.items():
-        stated = {(e["model"], e["metric"]): e["value"] for e in sec["entries"] if "value" in e}
-        for e in sec["entries"]:
+        stated = {(e["model"], e["metric"]): e["value"] for e in sec.get("entries", []) if "value" in e}
+        for e in sec.get("entries", []):  # lgdcnn: numbers in registered files (source_files)
             if "value" in e:
                 value, kind = float(e["value"]), "reported"
             elif e.get("derived", {}).get("rule") == "mae_from_improvement":
@@ -69,6 +69,8 @@ def comparison(papers: list[str], reported: pd.DataFrame | None = None, mdir=Non
     out = []
     for paper in papers:
         rep = reported[reported.paper == paper]
+        if rep.empty:  # e.g. lgdcnn: compared dataset by dataset in its own table
+            continue
         rp = reproduced_long(paper, mdir)
         for _, r in rep.iterrows():
             hit = rp[(rp.model == r.model) & (rp.metric == r.metric) & (rp.feature_set == r.setting_feature_set)
@@ -119,6 +121,12 @@ def results_markdown(papers: list[str], mdir=None) -> str:
     order of the metrics file."""
     parts = []
     for paper in papers:
+        if paper == "lgdcnn":  # 28 datasets, one MAE each: its own table
+            from . import lgdcnn
+
+            parts.append("**lgdcnn**: test MAE on the 28 datasets, from `metrics/lgdcnn/*.json`.\n\n"
+                         + lgdcnn.report_markdown(mdir))
+            continue
         m = load_metrics(paper, mdir)
         rows = []
         for model, by_fs in m["results"].items():
@@ -147,7 +155,9 @@ def update_readme(papers: list[str], readme: str | Path | None = None, mdir=None
 
 
 def papers_with_metrics(mdir=None) -> list[str]:
-    return sorted(p.stem for p in Path(mdir or metrics_dir()).glob("*.json"))
+    """Papers with a ``metrics/<paper>.json`` file or a ``metrics/<paper>/`` folder of them."""
+    root = Path(mdir or metrics_dir())
+    return sorted({p.stem for p in root.glob("*.json")} | {p.name for p in root.iterdir() if p.is_dir()})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,9 @@ class TabularBatch:
         return TabularBatch(self.x_num.to(device), self.x_cat.to(device),
                             None if self.y is None else self.y.to(device))
 
+    def inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x_num, self.x_cat
+
 
 @dataclass
 class TabularEncoder:

@@ -1,5 +1,19 @@
-"""The one training loop: mini-batches, early stopping on a validation split, fixed seeds,
-CUDA when present and CPU otherwise, tqdm progress."""
+"""The one training loop: mini-batches, fixed seeds, CUDA when present and CPU otherwise, tqdm.
+
+Two recipes share it, chosen in params.yaml:
+
+* ``optimizer: adamw`` with early stopping on the validation loss and the best weights restored
+  (capnet and the tabular baselines);
+* ``optimizer: lamb_lookahead`` + ``scheduler: cyclic`` + ``swa: true`` (CrabNet / L-G-DCNN): Lamb
+  inside Lookahead (torch-optimizer), a triangular cyclic learning rate stepped every batch, and
+  stochastic weight averaging (torch.optim.swa_utils) in which, at the end of every learning-rate
+  cycle from the second on, the current weights join the average only if the validation MAE beats
+  the best seen so far; after ``discard_n`` rejections training stops; the averaged weights are
+  kept at the end.
+
+A batch object has ``__len__``, ``subset(idx)``, ``to(device)``, ``inputs()`` and ``y``. A model
+returns (B,) predictions or (B, 2) = [prediction, log-std]; ``predict`` returns the prediction.
+"""
 from __future__ import annotations
 
 import copy
@@ -15,7 +29,13 @@ from tqdm import tqdm
 from .errors import MatreproError
 from .tabular import TabularBatch
 
-LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss}
+
+def _robust_l1():
+    from .models.composition import robust_l1
+    return robust_l1
+
+
+LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss, "robust_l1": _robust_l1}
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -43,6 +63,17 @@ class TrainConfig:
     patience: int = 20
     loss: str = "mse"
     min_delta: float = 0.0
+    optimizer: str = "adamw"  # adamw | lamb_lookahead
+    scheduler: str = "none"  # none | cyclic
+    base_lr: float = 1e-4  # cyclic schedule
+    max_lr: float = 6e-3
+    epochs_step: int = 1  # half a learning-rate cycle, in epochs
+    swa: bool = False
+    swa_start: int = 2  # first SWA check at epoch epochs_step * swa_start - 1 (0-based)
+    discard_n: int = 3
+    lookahead_k: int = 6
+    lookahead_alpha: float = 0.5
+    val_rows: int | None = None  # evaluate on at most this many validation rows (first ones)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -52,12 +83,19 @@ class TrainConfig:
         return cls(**d)
 
 
+def crabnet_batch_size(n_train: int) -> int:
+    """CrabNet's rule: 2^round(log2(N_train) - 4), clipped to [128, 4096]."""
+    return int(np.clip(2 ** round(np.log2(max(n_train, 1)) - 4), 128, 4096))
+
+
 @dataclass
 class History:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     best_epoch: int = -1
     stopped_early: bool = False
+    swa_checks: list[dict] = field(default_factory=list)  # epoch, val_mae, accepted
+    lr: list[float] = field(default_factory=list)  # learning rate at the end of each epoch
 
     @property
     def epochs(self) -> int:
@@ -68,24 +106,63 @@ class History:
 def predict(model: nn.Module, data: TabularBatch, batch_size: int = 4096, device=None) -> np.ndarray:
     device = device or next(model.parameters()).device
     model.eval()
-    out = [model(data.x_num[i:i + batch_size].to(device), data.x_cat[i:i + batch_size].to(device)).cpu()
-           for i in range(0, len(data), batch_size)]
+    out = []
+    for i in range(0, len(data), batch_size):
+        o = model(*data.subset(slice(i, i + batch_size)).to(device).inputs())
+        out.append((o[:, 0] if o.ndim == 2 else o).cpu())
     return torch.cat(out).numpy()
 
 
-def _eval_loss(model, data: TabularBatch, loss_fn, device) -> float:
-    pred = torch.as_tensor(predict(model, data, device=device))
-    return float(loss_fn(pred, data.y))
+@torch.no_grad()
+def predict_raw(model: nn.Module, data, batch_size: int = 4096, device=None) -> torch.Tensor:
+    """The model's full output (e.g. prediction and log-std), on the CPU."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    return torch.cat([model(*data.subset(slice(i, i + batch_size)).to(device).inputs()).cpu()
+                      for i in range(0, len(data), batch_size)])
 
 
-def fit(model: nn.Module, train: TabularBatch, val: TabularBatch, cfg: TrainConfig, seed: int = 0,
+def _eval_loss(model, data, loss_fn, device) -> float:
+    return float(loss_fn(predict_raw(model, data, device=device), data.y))
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "lamb_lookahead":
+        import torch_optimizer
+
+        lamb = torch_optimizer.Lamb(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6,
+                                    weight_decay=cfg.weight_decay)
+        return torch_optimizer.Lookahead(lamb, k=cfg.lookahead_k, alpha=cfg.lookahead_alpha)
+    raise MatreproError(f"params.yaml: unknown optimizer {cfg.optimizer!r} (adamw | lamb_lookahead)")
+
+
+def make_scheduler(opt, cfg: TrainConfig, batches_per_epoch: int):
+    if cfg.scheduler == "none":
+        return None
+    if cfg.scheduler == "cyclic":
+        return torch.optim.lr_scheduler.CyclicLR(opt, base_lr=cfg.base_lr, max_lr=cfg.max_lr, cycle_momentum=False,
+                                                 step_size_up=cfg.epochs_step * batches_per_epoch)
+    raise MatreproError(f"params.yaml: unknown scheduler {cfg.scheduler!r} (none | cyclic)")
+
+
+def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
         device=None, progress: bool = True, desc: str = "train") -> History:
-    """Train with Adam; keep the weights of the epoch with the lowest validation loss."""
+    """Train one model. Without SWA: keep the weights of the epoch with the lowest validation loss
+    (early stopping after ``patience`` epochs without improvement). With SWA: see the module doc."""
     device = device or get_device()
     set_seed(seed)
     model.to(device)
     loss_fn = LOSSES[cfg.loss]()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg)
+    n_batches = -(-len(train) // cfg.batch_size)
+    sched = make_scheduler(opt, cfg, n_batches)
+    if cfg.val_rows is not None and len(val) > cfg.val_rows:
+        val = val.subset(slice(0, cfg.val_rows))
+    swa_model = torch.optim.swa_utils.AveragedModel(model) if cfg.swa else None
+    swa_best, discards = float("inf"), 0
     gen = torch.Generator().manual_seed(seed)
     hist, best, best_state, wait = History(), float("inf"), None, 0
     bar = tqdm(range(cfg.max_epochs), desc=desc, disable=not progress, leave=False, mininterval=2)
@@ -96,14 +173,32 @@ def fit(model: nn.Module, train: TabularBatch, val: TabularBatch, cfg: TrainConf
         for i in range(0, len(train), cfg.batch_size):
             b = train.subset(perm[i:i + cfg.batch_size]).to(device)
             opt.zero_grad()
-            loss = loss_fn(model(b.x_num, b.x_cat), b.y)
+            loss = loss_fn(model(*b.inputs()), b.y)
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             total += loss.item() * len(b)
         hist.train_loss.append(total / len(train))
+        hist.lr.append(float(opt.param_groups[0]["lr"]))
         v = _eval_loss(model, val, loss_fn, device)
         hist.val_loss.append(v)
         bar.set_postfix(train=f"{hist.train_loss[-1]:.4f}", val=f"{v:.4f}", refresh=False)
+        if cfg.swa:
+            check = (epoch + 1) % (2 * cfg.epochs_step) == 0 and epoch >= cfg.epochs_step * cfg.swa_start - 1
+            if check:
+                mae = float(np.mean(np.abs(predict(model, val, device=device) - val.y.cpu().numpy())))
+                accepted = mae < swa_best
+                if accepted:
+                    swa_best, hist.best_epoch = mae, epoch
+                    swa_model.update_parameters(model)
+                else:
+                    discards += 1
+                hist.swa_checks.append({"epoch": epoch, "val_mae": mae, "accepted": bool(accepted)})
+                if discards >= cfg.discard_n:
+                    hist.stopped_early = True
+                    break
+            continue
         if v < best - cfg.min_delta:
             best, best_state, wait, hist.best_epoch = v, copy.deepcopy(model.state_dict()), 0, epoch
         else:
@@ -111,6 +206,9 @@ def fit(model: nn.Module, train: TabularBatch, val: TabularBatch, cfg: TrainConf
             if wait >= cfg.patience:
                 hist.stopped_early = True
                 break
-    if best_state is not None:
+    if cfg.swa:
+        if int(swa_model.n_averaged) > 0:
+            model.load_state_dict(swa_model.module.state_dict())
+    elif best_state is not None:
         model.load_state_dict(best_state)
     return hist
