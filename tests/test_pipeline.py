@@ -14,6 +14,10 @@ from conftest import ROOT, mirror_dir
 pytestmark = pytest.mark.slow
 
 ARCHS = ["capnet", "dnn", "rnn", "lstm", "transformer"]
+LGDCNN_NOTEBOOKS = ["lgdcnn_data", "lgdcnn_benchmark_extended", "lgdcnn_benchmark_matbench", "lgdcnn_ablation",
+                    "lgdcnn_cecv", "lgdcnn_sample_efficiency"]
+LGDCNN_FIGURES = ["lgdcnn_data", "lgdcnn_extended", "lgdcnn_matbench", "lgdcnn_ablation", "lgdcnn_cecv",
+                  "lgdcnn_sample_efficiency"]
 
 
 def _run(cmd, cwd, env):
@@ -60,23 +64,41 @@ def test_metrics_cover_every_model_feature_set_and_split(smoke_repo):
 
 def test_outputs_notebooks_figures_and_offline_html(smoke_repo):
     repo, _ = smoke_repo
-    for png in ("capnet_data", "capnet_mae", "capnet_parity"):
+    for png in ["capnet_data", "capnet_mae", "capnet_parity"] + LGDCNN_FIGURES:
         assert (repo / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     executed = sorted(p.name for p in (repo / "notebooks" / "executed").glob("*.ipynb"))
     assert executed == sorted(["capnet_preprocess.ipynb", "capnet_evaluate.ipynb", "report.ipynb"]
-                              + [f"capnet_train_{a}.ipynb" for a in ARCHS])
+                              + [f"capnet_train_{a}.ipynb" for a in ARCHS]
+                              + [f"{n}.ipynb" for n in LGDCNN_NOTEBOOKS])
     for html in (repo / "reports").glob("*.html"):
         text = html.read_text()
         assert not re.search(r"<(script|link)[^>]+(src|href)=\"https?://", text), html.name
     report = (repo / "reports" / "results.md").read_text()
     assert "smoke" in report and "2.441" in report
+    assert "AFLOW bulk modulus" in report and "8.221" in report and "lgdcnn CECV" in report
 
+
+def test_lgdcnn_metrics_cover_all_28_datasets(smoke_repo):
+    repo, _ = smoke_repo
+    tasks = {}
+    for fam, n in (("extended", 18), ("matbench", 10)):
+        m = json.loads((repo / "metrics" / "lgdcnn" / f"{fam}.json").read_text())
+        assert m["profile"] == "smoke" and len(m["tasks"]) == n
+        tasks.update(m["tasks"])
+    for name, t in tasks.items():
+        assert set(t["mae"]) == {"lgdcnn", "rf_magpie", "mlp_magpie"}, name
+        assert all(v == v and v >= 0 for v in t["mae"].values()), name
+    cecv = json.loads((repo / "metrics" / "lgdcnn" / "cecv.json").read_text())
+    assert {"lstm_ref", "dcnn_k1", "lgdcnn"} <= set(cecv["cecv"]) and all(len(v) == 8 for v in cecv["cecv"].values())
 
 def test_status_clean_and_forced_rerun_identical(smoke_repo):
     repo, env = smoke_repo
     assert "up to date" in _run(["dvc", "status"], repo, env)
-    before = json.loads((repo / "metrics" / "capnet.json").read_text())
-    _run(["dvc", "repro", "--force"], repo, env)
-    after = json.loads((repo / "metrics" / "capnet.json").read_text())
+    files = ["metrics/capnet.json", "metrics/lgdcnn/matbench.json", "metrics/lgdcnn/cecv.json"]
+    before = {f: json.loads((repo / f).read_text()) for f in files}
+    _run(["dvc", "repro", "--force", "capnet_evaluate"], repo, env)  # with everything upstream
+    _run(["dvc", "repro", "--force", "--single-item", "lgdcnn_benchmark@matbench", "lgdcnn_cecv"], repo, env)
+    _run(["dvc", "repro"], repo, env)  # the report, downstream of the forced stages
+    after = {f: json.loads((repo / f).read_text()) for f in files}
     assert after == before
     assert "up to date" in _run(["dvc", "status"], repo, env)

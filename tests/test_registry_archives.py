@@ -90,7 +90,7 @@ def test_derive_matbench_folds(tmp_path):
         "matbench_y": {"fold_0": {"test": ["mb-y-0001"], "train": []}}}}))
     dest = tmp_path / "matbench_x.csv"
     registry.derive_matbench_folds(src, dest, task="x")
-    assert dest.read_text() == "row_index,test_fold\n0,1\n1,0\n2,1\n3,0\n"
+    assert dest.read_bytes() == b"row_index,test_fold\r\n0,1\r\n1,0\r\n2,1\r\n3,0\r\n"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def test_fetch_archive_member_with_derivation(tmp_path, fake_retrieve):
                                                        "fold_1": {"test": ["mb-x-0001"]}}}}).encode()
     archives["https://example.invalid/pkg-1.0-py3-none-any.whl"] = _zip(
         tmp_path / "pkg.whl", {"matbench/matbench_v0.1_validation.json": validation})
-    expected = b"row_index,test_fold\n0,1\n1,0\n"
+    expected = b"row_index,test_fold\r\n0,1\r\n1,0\r\n"
     rf = _archive_rf("matbench/matbench_v0.1_validation.json", _sha(expected), derive="matbench_folds", task="x")
     got = registry.fetch(rf, tmp_path / "raw", mirror=None)
     assert got.read_bytes() == expected

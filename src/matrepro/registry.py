@@ -154,7 +154,8 @@ def derive_matbench_folds(validation_json: Path, dest: Path, task: str) -> None:
         for mbid in splits[f"fold_{k}"]["test"]:
             rows.append((int(mbid.rsplit("-", 1)[1]) - 1, k))
     rows.sort()
-    dest.write_text("row_index,test_fold\n" + "".join(f"{r},{k}\n" for r, k in rows))
+    # CRLF line ends, as Python's csv module writes them (the registered file's bytes)
+    dest.write_bytes(("row_index,test_fold\r\n" + "".join(f"{r},{k}\r\n" for r, k in rows)).encode())
 
 
 DERIVATIONS = {"matbench_folds": derive_matbench_folds}
