@@ -100,5 +100,22 @@ def test_status_clean_and_forced_rerun_identical(smoke_repo):
     _run(["dvc", "repro", "--force", "--single-item", "lgdcnn_benchmark@matbench", "lgdcnn_cecv"], repo, env)
     _run(["dvc", "repro"], repo, env)  # the report, downstream of the forced stages
     after = {f: json.loads((repo / f).read_text()) for f in files}
-    assert after == before
+    _assert_same(after, before)
+
+
+def _assert_same(a, b, key=""):
+    """Equal, except that scikit-learn's random forest, predicting with 2 threads, sums its trees in
+    thread order: its MAE may differ in the last bit (seen: 1.082800625 vs 1.0828006250000002)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), key
+        for k in a:
+            _assert_same(a[k], b[k], k)
+    elif isinstance(a, list):
+        assert len(a) == len(b), key
+        for x, y in zip(a, b):
+            _assert_same(x, y, key)
+    elif key == "rf_magpie":
+        assert a == pytest.approx(b, rel=1e-12), key
+    else:
+        assert a == b, key
     assert "up to date" in _run(["dvc", "status"], repo, env)
