@@ -152,6 +152,7 @@ class CrystalGraph:
     nbr_fea_idx: np.ndarray  # (N, M) int64, 0 for padding
     nbr_dist: np.ndarray  # (N, M) float32, radius + 1 for padding
     id: str | None = None
+    z: np.ndarray | None = None  # (N,) atomic numbers (lets a packed store keep Z instead of features)
 
     @property
     def n_atoms(self) -> int:
@@ -208,7 +209,7 @@ def structure_graph(structure: Structure, atom_table: np.ndarray, radius: float 
     if short:
         log.debug("%s: %d atom(s) with fewer than %d neighbours within %s Å (padded)", name, short,
                   max_num_nbr, radius)
-    return CrystalGraph(atom_table[z].astype(np.float32), nbr_idx, nbr_dist.astype(np.float32), id)
+    return CrystalGraph(atom_table[z].astype(np.float32), nbr_idx, nbr_dist.astype(np.float32), id, z)
 
 
 class GraphCache:

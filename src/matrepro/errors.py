@@ -20,12 +20,20 @@ class DataError(MatreproError, ValueError):
         self.file = str(file) if file is not None else None
         self.row = row
         self.field = field
+        self.message = message
         where = [f"file {self.file}" if self.file else "input"]
         if row is not None:
             where.append(f"row {row}")
         if field is not None:
             where.append(f"field {field!r}")
         super().__init__(f"{', '.join(where)}: {message}")
+
+    def __reduce__(self):  # picklable (worker processes send it back to the parent)
+        return (_rebuild_data_error, (type(self), self.file, self.message, self.row, self.field))
+
+
+def _rebuild_data_error(cls, file, message, row, field):
+    return cls(file, message, row=row, field=field)
 
 
 class RegistryError(MatreproError):

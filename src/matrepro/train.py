@@ -1,6 +1,6 @@
 """The one training loop: mini-batches, fixed seeds, CUDA when present and CPU otherwise, tqdm.
 
-Two recipes share it, chosen in params.yaml:
+Three recipes share it, chosen in params.yaml:
 
 * ``optimizer: adamw`` with early stopping on the validation loss and the best weights restored
   (capnet and the tabular baselines);
@@ -9,7 +9,11 @@ Two recipes share it, chosen in params.yaml:
   stochastic weight averaging (torch.optim.swa_utils) in which, at the end of every learning-rate
   cycle from the second on, the current weights join the average only if the validation MAE beats
   the best seen so far; after ``discard_n`` rejections training stops; the averaged weights are
-  kept at the end.
+  kept at the end;
+* ``optimizer: sgd`` (momentum) + ``scheduler: multistep`` + ``select: val_mae`` (txie-93/cgcnn
+  ``main.py``): every epoch is trained (no early stopping when ``patience >= max_epochs``), the
+  learning rate is multiplied by ``gamma`` at each milestone epoch, and the weights of the epoch
+  with the lowest validation MAE are kept.
 
 A batch object has ``__len__``, ``subset(idx)``, ``to(device)``, ``inputs()`` and ``y``. A model
 returns (B,) predictions or (B, 2) = [prediction, log-std]; ``predict`` returns the prediction.
@@ -74,6 +78,10 @@ class TrainConfig:
     lookahead_k: int = 6
     lookahead_alpha: float = 0.5
     val_rows: int | None = None  # evaluate on at most this many validation rows (first ones)
+    momentum: float = 0.9  # sgd
+    scheduler_milestones: list[int] = field(default_factory=list)  # multistep: epochs at which lr *= gamma
+    gamma: float = 0.1  # multistep
+    select: str = "val_loss"  # val_loss | val_mae: the validation score that picks the kept epoch
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -96,6 +104,7 @@ class History:
     stopped_early: bool = False
     swa_checks: list[dict] = field(default_factory=list)  # epoch, val_mae, accepted
     lr: list[float] = field(default_factory=list)  # learning rate at the end of each epoch
+    val_mae: list[float] = field(default_factory=list)  # select: val_mae only
 
     @property
     def epochs(self) -> int:
@@ -122,10 +131,6 @@ def predict_raw(model: nn.Module, data, batch_size: int = 4096, device=None) -> 
                       for i in range(0, len(data), batch_size)])
 
 
-def _eval_loss(model, data, loss_fn, device) -> float:
-    return float(loss_fn(predict_raw(model, data, device=device), data.y))
-
-
 def make_optimizer(model: nn.Module, cfg: TrainConfig):
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
@@ -136,7 +141,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig):
         lamb = torch_optimizer.Lamb(params, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6,
                                     weight_decay=cfg.weight_decay)
         return torch_optimizer.Lookahead(lamb, k=cfg.lookahead_k, alpha=cfg.lookahead_alpha)
-    raise MatreproError(f"params.yaml: unknown optimizer {cfg.optimizer!r} (adamw | lamb_lookahead)")
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise MatreproError(f"params.yaml: unknown optimizer {cfg.optimizer!r} (adamw | lamb_lookahead | sgd)")
 
 
 def make_scheduler(opt, cfg: TrainConfig, batches_per_epoch: int):
@@ -145,7 +152,9 @@ def make_scheduler(opt, cfg: TrainConfig, batches_per_epoch: int):
     if cfg.scheduler == "cyclic":
         return torch.optim.lr_scheduler.CyclicLR(opt, base_lr=cfg.base_lr, max_lr=cfg.max_lr, cycle_momentum=False,
                                                  step_size_up=cfg.epochs_step * batches_per_epoch)
-    raise MatreproError(f"params.yaml: unknown scheduler {cfg.scheduler!r} (none | cyclic)")
+    if cfg.scheduler == "multistep":  # stepped once per epoch, as in txie-93/cgcnn
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.scheduler_milestones), gamma=cfg.gamma)
+    raise MatreproError(f"params.yaml: unknown scheduler {cfg.scheduler!r} (none | cyclic | multistep)")
 
 
 def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
@@ -153,6 +162,8 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
     """Train one model. Without SWA: keep the weights of the epoch with the lowest validation loss
     (early stopping after ``patience`` epochs without improvement). With SWA: see the module doc."""
     device = device or get_device()
+    if cfg.select not in ("val_loss", "val_mae"):
+        raise MatreproError(f"params.yaml: unknown select {cfg.select!r} (val_loss | val_mae)")
     set_seed(seed)
     model.to(device)
     loss_fn = LOSSES[cfg.loss]()
@@ -176,13 +187,19 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
             loss = loss_fn(model(*b.inputs()), b.y)
             loss.backward()
             opt.step()
-            if sched is not None:
+            if sched is not None and cfg.scheduler != "multistep":
                 sched.step()
             total += loss.item() * len(b)
         hist.train_loss.append(total / len(train))
         hist.lr.append(float(opt.param_groups[0]["lr"]))
-        v = _eval_loss(model, val, loss_fn, device)
+        if sched is not None and cfg.scheduler == "multistep":
+            sched.step()
+        raw = predict_raw(model, val, device=device)
+        v = float(loss_fn(raw, val.y.cpu()))
         hist.val_loss.append(v)
+        if cfg.select == "val_mae":
+            pred = raw[:, 0] if raw.ndim == 2 else raw
+            hist.val_mae.append(float(np.mean(np.abs(pred.numpy() - val.y.cpu().numpy()))))
         bar.set_postfix(train=f"{hist.train_loss[-1]:.4f}", val=f"{v:.4f}", refresh=False)
         if cfg.swa:
             check = (epoch + 1) % (2 * cfg.epochs_step) == 0 and epoch >= cfg.epochs_step * cfg.swa_start - 1
@@ -199,6 +216,8 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
                     hist.stopped_early = True
                     break
             continue
+        if cfg.select == "val_mae":
+            v = hist.val_mae[-1]
         if v < best - cfg.min_delta:
             best, best_state, wait, hist.best_epoch = v, copy.deepcopy(model.state_dict()), 0, epoch
         else:

@@ -31,3 +31,4 @@ def count_parameters(model: nn.Module) -> int:
 
 from . import tabular  # noqa: E402,F401  (registers the tabular models)
 from . import composition  # noqa: E402,F401  (registers the composition models)
+from . import crystal  # noqa: E402,F401  (registers cgcnn)
