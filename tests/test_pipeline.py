@@ -18,6 +18,8 @@ LGDCNN_NOTEBOOKS = ["lgdcnn_data", "lgdcnn_benchmark_extended", "lgdcnn_benchmar
                     "lgdcnn_cecv", "lgdcnn_sample_efficiency"]
 LGDCNN_FIGURES = ["lgdcnn_data", "lgdcnn_extended", "lgdcnn_matbench", "lgdcnn_ablation", "lgdcnn_cecv",
                   "lgdcnn_sample_efficiency"]
+CGCNN_NOTEBOOKS = ["cgcnn_data", "cgcnn_verify", "cgcnn_train_paper", "cgcnn_train_matbench", "cgcnn_screen"]
+CGCNN_FIGURES = ["cgcnn_data", "cgcnn_verify", "cgcnn_paper", "cgcnn_matbench", "cgcnn_screening", "cgcnn_ai4kappa"]
 
 
 def _run(cmd, cwd, env):
@@ -64,18 +66,43 @@ def test_metrics_cover_every_model_feature_set_and_split(smoke_repo):
 
 def test_outputs_notebooks_figures_and_offline_html(smoke_repo):
     repo, _ = smoke_repo
-    for png in ["capnet_data", "capnet_mae", "capnet_parity"] + LGDCNN_FIGURES:
+    for png in ["capnet_data", "capnet_mae", "capnet_parity"] + LGDCNN_FIGURES + CGCNN_FIGURES:
         assert (repo / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     executed = sorted(p.name for p in (repo / "notebooks" / "executed").glob("*.ipynb"))
     assert executed == sorted(["capnet_preprocess.ipynb", "capnet_evaluate.ipynb", "report.ipynb"]
                               + [f"capnet_train_{a}.ipynb" for a in ARCHS]
-                              + [f"{n}.ipynb" for n in LGDCNN_NOTEBOOKS])
+                              + [f"{n}.ipynb" for n in LGDCNN_NOTEBOOKS + CGCNN_NOTEBOOKS])
     for html in (repo / "reports").glob("*.html"):
         text = html.read_text()
         assert not re.search(r"<(script|link)[^>]+(src|href)=\"https?://", text), html.name
     report = (repo / "reports" / "results.md").read_text()
     assert "smoke" in report and "2.441" in report
     assert "AFLOW bulk modulus" in report and "8.221" in report and "lgdcnn CECV" in report
+    assert "cgcnn" in report and "CGCNN v2019 leaderboard" in report and "cgcnn screening" in report
+
+
+def test_cgcnn_protocols_verification_and_screening(smoke_repo):
+    repo, _ = smoke_repo
+    paper = json.loads((repo / "metrics" / "cgcnn" / "paper.json").read_text())
+    mb = json.loads((repo / "metrics" / "cgcnn" / "matbench.json").read_text())
+    for m in (paper, mb):
+        assert m["profile"] == "smoke" and m["structure_source"] == "rebuilt"
+        assert set(m["results"]) == {"G", "K"} and all(set(v) == {"all", "high"} for v in m["results"].values())
+        for by_subset in m["results"].values():
+            for r in by_subset.values():
+                assert set(r["test"]) == {"log10", "GPa"} and r["test"]["log10"]["mae"]["mean"] > 0
+    assert len(paper["results"]["G"]["all"]["test"]["log10"]["mae"]["per_run"]) == 2  # smoke: 2 seeds on all
+    assert {c["fold"] for c in mb["comparison"]} == {0, 1}
+    assert paper["references"]["leaderboard_cgcnn_v2019_mae_log10"] == {"G": 0.0895, "K": 0.0712}
+    verify = json.loads((repo / "metrics" / "cgcnn" / "verify.json").read_text())
+    assert len(verify["checkpoints"]) == 4 and all(c["loads (weights_only, strict)"] for c in verify["checkpoints"])
+    if verify["agreement"] is not None:
+        assert verify["agreement"]["max_abs_diff_log10"] < 1e-4
+    scr = json.loads((repo / "metrics" / "cgcnn" / "screening.json").read_text())
+    assert scr["structures_screened"] + scr["rejected"] == 300 and scr["ensemble_size"] == 2
+    authors = [r for r in scr["ai4kappa"] if r["model"].startswith("authors")]
+    assert len(authors) == 2 and all(r["MAE vs published (GPa)"] < 0.05 for r in authors)
+    assert len(list((repo / "models" / "cgcnn" / "paper").glob("*.pth.tar"))) == 2 * (2 + 1)
 
 
 def test_lgdcnn_metrics_cover_all_28_datasets(smoke_repo):
@@ -94,10 +121,12 @@ def test_lgdcnn_metrics_cover_all_28_datasets(smoke_repo):
 def test_status_clean_and_forced_rerun_identical(smoke_repo):
     repo, env = smoke_repo
     assert "up to date" in _run(["dvc", "status"], repo, env)
-    files = ["metrics/capnet.json", "metrics/lgdcnn/matbench.json", "metrics/lgdcnn/cecv.json"]
+    files = ["metrics/capnet.json", "metrics/lgdcnn/matbench.json", "metrics/lgdcnn/cecv.json",
+             "metrics/cgcnn/paper.json"]
     before = {f: json.loads((repo / f).read_text()) for f in files}
     _run(["dvc", "repro", "--force", "capnet_evaluate"], repo, env)  # with everything upstream
-    _run(["dvc", "repro", "--force", "--single-item", "lgdcnn_benchmark@matbench", "lgdcnn_cecv"], repo, env)
+    _run(["dvc", "repro", "--force", "--single-item", "lgdcnn_benchmark@matbench", "lgdcnn_cecv",
+          "cgcnn_train@paper"], repo, env)
     _run(["dvc", "repro"], repo, env)  # the report, downstream of the forced stages
     after = {f: json.loads((repo / f).read_text()) for f in files}
     _assert_same(after, before)

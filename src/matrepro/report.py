@@ -127,6 +127,11 @@ def results_markdown(papers: list[str], mdir=None) -> str:
             parts.append("**lgdcnn**: test MAE on the 28 datasets, from `metrics/lgdcnn/*.json`.\n\n"
                          + lgdcnn.report_markdown(mdir))
             continue
+        if paper == "cgcnn":  # two protocols x two moduli x two structure subsets, plus screening
+            from . import cgcnn
+
+            parts.append("**cgcnn**: CGCNN log10 moduli, from `metrics/cgcnn/*.json`.\n\n" + cgcnn.report_markdown(mdir))
+            continue
         m = load_metrics(paper, mdir)
         rows = []
         for model, by_fs in m["results"].items():
