@@ -128,9 +128,9 @@ def results_markdown(papers: list[str], mdir=None) -> str:
                          + lgdcnn.report_markdown(mdir))
             continue
         if paper == "cgcnn":  # two protocols x two moduli x two structure subsets, plus screening
-            from . import cgcnn
+            from . import cgcnn_report
 
-            parts.append("**cgcnn**: CGCNN log10 moduli, from `metrics/cgcnn/*.json`.\n\n" + cgcnn.report_markdown(mdir))
+            parts.append("**cgcnn**: CGCNN log10 moduli, from `metrics/cgcnn/*.json`.\n\n" + cgcnn_report.report_markdown(mdir))
             continue
         m = load_metrics(paper, mdir)
         rows = []
