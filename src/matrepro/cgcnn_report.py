@@ -86,7 +86,7 @@ def report_markdown(mdir=None) -> str:
         s = ms["screening"]
         ai = pd.DataFrame(s["ai4kappa"])
         parts.append(f"**cgcnn screening**: {s['structures_screened']} pool structures, ensemble of {s['ensemble_size']} "
-                     f"seeds, band-gap filter {s["band_gap_filter"]}; against the authors' published AI4Kappa predictions: "
+                     f"seeds, band-gap filter {s['band_gap_filter']}; against the authors' published AI4Kappa predictions: "
                      + "; ".join(f"{r.target} {r.model} MAE {r['MAE vs published (GPa)']:.3g} GPa on {r.structures}"
                                  for _, r in ai.iterrows()) + f" (profile `{s['profile']}`).")
     return "\n\n".join(parts)
