@@ -90,3 +90,12 @@ def report_markdown(mdir=None) -> str:
                      + "; ".join(f"{r.target} {r.model} MAE {r['MAE vs published (GPa)']:.3g} GPa on {r.structures}"
                                  for _, r in ai.iterrows()) + f" (profile `{s['profile']}`).")
     return "\n\n".join(parts)
+
+
+FIGURES = [  # shown in the project report, in this order
+    ("cgcnn_verify", "cgcnn: the released weights on the rebuilt Matbench set (their training split overlaps it)"),
+    ("cgcnn_paper", "cgcnn, paper protocol: test parity and every run"),
+    ("cgcnn_matbench", "cgcnn, Matbench protocol: test parity and fold by fold against CGCNN v2019"),
+    ("cgcnn_screening", "cgcnn: screening of the MP pool (no band-gap filter)"),
+    ("cgcnn_ai4kappa", "cgcnn: agreement with the authors' published screening predictions"),
+]
