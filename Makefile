@@ -36,7 +36,7 @@ status: $(STAMP)
 # Frozen Materials Project refresh: needs network and MP_API_KEY; never run in CI.
 mp-refresh: $(STAMP)
 	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[mp,test]'
-	python -m matrepro.mp_refresh --out data/mp_refresh/li_electrodes_symmetry.csv
+	python -m matrepro.papers.capnet.mp_refresh --out data/mp_refresh/li_electrodes_symmetry.csv
 
 clean-venv:
 	rm -rf $(VENV)

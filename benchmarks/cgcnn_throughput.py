@@ -12,7 +12,7 @@ structures (data/raw/elastic_structures, or the mirror), and train the paper's m
   ``structure_graph`` in ``--workers`` processes (the pipeline's pool builder does the same) and,
   for comparison, in one process.
 * epoch: reference = its ``collate_pool`` DataLoader (shuffle, batch 256, workers 0) and
-  ``CrystalGraphConvNet`` with the training step of its ``main.py``; ours = ``matrepro.train.fit``
+  ``CrystalGraphConvNet`` with the training step of its ``main.py``; ours = ``matrepro.core.train.fit``
   for one epoch (collate at batch time, validation on one structure).
 
 torch uses 2 threads in both. End to end = graphs + one epoch; the ratio is reference / ours.
@@ -36,9 +36,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from matrepro.crystal import CrystalData, load_atom_init, read_structure, structure_graph  # noqa: E402
+from matrepro.core.train import TrainConfig, fit  # noqa: E402
+from matrepro.features.crystal import CrystalData, load_atom_init, read_structure, structure_graph  # noqa: E402
 from matrepro.models import build_model  # noqa: E402
-from matrepro.train import TrainConfig, fit  # noqa: E402
 
 
 def raw(rel: str) -> Path:

@@ -16,9 +16,10 @@ import time
 
 import torch
 
-from matrepro import lgdcnn
-from matrepro.config import paper_config
-from matrepro.train import get_device
+from matrepro.core.config import paper_config
+from matrepro.core.train import get_device
+from matrepro.papers.lgdcnn import experiments as lg_exp
+from matrepro.papers.lgdcnn import tasks as lg_tasks
 
 
 def main(argv=None) -> None:
@@ -38,9 +39,9 @@ def main(argv=None) -> None:
     for n in args.sizes:
         cfg = dict(base, caps={"train": n, "val": 500, "test": 500},
                    train={**base["train"], "max_epochs": args.epochs, "swa": False, "patience": 10 ** 9})
-        parts, _ = lgdcnn.load_task(args.dataset, None, cfg)
+        parts, _ = lg_tasks.load_task(args.dataset, None, cfg)
         t0 = time.perf_counter()
-        tr = lgdcnn.train_network(parts, "lgdcnn", cfg, seed=42, desc=f"n={n}")
+        tr = lg_exp.train_network(parts, "lgdcnn", cfg, seed=42, desc=f"n={n}")
         sec = (time.perf_counter() - t0) / tr.history.epochs
         print(f"{len(parts['train']):>10} {tr.batch_size:>6} {tr.n_slots:>5} {sec:>8.2f} {len(parts['train']) / sec:>10.0f}")
     print("s/epoch includes the per-epoch validation pass on 500 rows.")

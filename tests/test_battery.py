@@ -3,10 +3,10 @@ import pandas as pd
 import pytest
 from pymatgen.core import Composition
 
-from matrepro import battery as bt
-from matrepro.chem import parse_formula
-from matrepro.errors import DataError
-from matrepro.validate import FilterLog
+from matrepro.core.errors import DataError
+from matrepro.core.validate import FilterLog
+from matrepro.features.chem import parse_formula
+from matrepro.papers.capnet import data as bt
 
 F_OVER_3_6 = 96485.33212331001 / 3.6  # mAh per mol of electrons
 W = {"Li": 6.941, "Fe": 55.845, "P": 30.973762, "O": 15.9994, "Co": 58.933195}  # pymatgen's weights

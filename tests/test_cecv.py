@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from matrepro.cecv import cecv, efm, element_feature_matrices, greedy_clusters, model_cecv, probe_mask
-from matrepro.composition import CompositionBatch, encode_formulas
+from matrepro.features.composition import CompositionBatch, encode_formulas
 from matrepro.models import build_model
+from matrepro.models import composition as _composition  # noqa: F401  (registers the composition models)
+from matrepro.papers.lgdcnn.cecv import cecv, efm, element_feature_matrices, greedy_clusters, model_cecv, probe_mask
 
 F = np.array([[1.0, 2.0, 0.0, 3.0],
               [2.0, 0.0, 1.0, 5.0],

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from matrepro.composition import TargetScaler, element_table, encode_formulas, load_split_csv, make_batch
-from matrepro.errors import DataError
+from matrepro.core.errors import DataError
+from matrepro.features.composition import TargetScaler, element_table, encode_formulas, load_split_csv, make_batch
 from matrepro.models.composition import CompositionEmbedding, FractionEncoder
 
 

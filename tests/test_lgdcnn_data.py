@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matrepro import lgdcnn
-from matrepro.errors import DataError
+from matrepro.core.errors import DataError
+from matrepro.papers.lgdcnn import tasks as lg_tasks
 
 FORMULAS = ["Al2O3", "NaCl", "Fe", "SiO2", "LiFePO4", "MgO", "CaTiO3", "ZnS", "GaAs", "NaN"]
 
@@ -17,14 +17,14 @@ def _cfg(**over):
 
 @pytest.fixture
 def raw(tmp_path):
-    d = tmp_path / lgdcnn.BENCH / "aflow__ael_bulk_modulus_vrh"
+    d = tmp_path / lg_tasks.BENCH / "aflow__ael_bulk_modulus_vrh"
     d.mkdir(parents=True)
-    for i, s in enumerate(lgdcnn.SPLITS):
+    for i, s in enumerate(lg_tasks.SPLITS):
         pd.DataFrame({"formula": FORMULAS, "target": np.arange(10) + 100 * i}).to_csv(d / f"{s}.csv", index=False)
-    m = tmp_path / lgdcnn.MATBENCH_FULL
+    m = tmp_path / lg_tasks.MATBENCH_FULL
     m.mkdir(parents=True)
     pd.DataFrame({"formula": FORMULAS * 2, "target": np.arange(20.0)}).to_csv(m / "steels_yield.csv", index=False)
-    f = tmp_path / lgdcnn.FOLDS
+    f = tmp_path / lg_tasks.FOLDS
     f.mkdir(parents=True)
     pd.DataFrame({"row_index": range(20), "test_fold": [k % 5 for k in range(20)]}).to_csv(
         f / "matbench_steels.csv", index=False)
@@ -32,8 +32,8 @@ def raw(tmp_path):
 
 
 def test_extended_task_keeps_given_splits_and_the_formula_nan(raw):
-    parts, flog = lgdcnn.load_task("aflow__ael_bulk_modulus_vrh", None, _cfg(), raw)
-    assert [len(parts[s]) for s in lgdcnn.SPLITS] == [10, 10, 10]
+    parts, flog = lg_tasks.load_task("aflow__ael_bulk_modulus_vrh", None, _cfg(), raw)
+    assert [len(parts[s]) for s in lg_tasks.SPLITS] == [10, 10, 10]
     assert parts["test"].target.tolist() == list(range(200, 210))
     assert "NaN" in parts["train"].formula.tolist()  # sodium nitride, not a missing value
     assert parts["train"].attrs["n_slots"] == 4  # LiFePO4: the most elements
@@ -42,8 +42,8 @@ def test_extended_task_keeps_given_splits_and_the_formula_nan(raw):
 
 def test_caps_are_seeded_logged_and_keep_order(raw):
     cfg = _cfg(caps={"train": 4, "val": None, "test": 3})
-    parts, flog = lgdcnn.load_task("aflow__ael_bulk_modulus_vrh", None, cfg, raw)
-    again, _ = lgdcnn.load_task("aflow__ael_bulk_modulus_vrh", None, cfg, raw)
+    parts, flog = lg_tasks.load_task("aflow__ael_bulk_modulus_vrh", None, cfg, raw)
+    again, _ = lg_tasks.load_task("aflow__ael_bulk_modulus_vrh", None, cfg, raw)
     assert len(parts["train"]) == 4 and len(parts["val"]) == 10 and len(parts["test"]) == 3
     assert parts["train"].row.tolist() == again["train"].row.tolist()
     assert parts["train"].row.is_monotonic_increasing
@@ -52,7 +52,7 @@ def test_caps_are_seeded_logged_and_keep_order(raw):
 
 
 def test_matbench_fold_uses_official_test_rows_and_inner_validation(raw):
-    parts, _ = lgdcnn.load_task("steels", 2, _cfg(), raw)
+    parts, _ = lg_tasks.load_task("steels", 2, _cfg(), raw)
     assert sorted(parts["test"].row - 1) == [k for k in range(20) if k % 5 == 2]
     assert len(parts["val"]) == 4 and len(parts["train"]) == 12  # 25 % of the 16 outer rows
     seen = set(parts["train"].row) | set(parts["val"].row) | set(parts["test"].row)
@@ -61,36 +61,36 @@ def test_matbench_fold_uses_official_test_rows_and_inner_validation(raw):
 
 
 def test_matbench_fold_table_must_cover_every_row(raw):
-    p = raw / lgdcnn.FOLDS / "matbench_steels.csv"
+    p = raw / lg_tasks.FOLDS / "matbench_steels.csv"
     pd.read_csv(p).iloc[:-1].to_csv(p, index=False)
     with pytest.raises(DataError, match="matbench_steels.csv"):
-        lgdcnn.load_task("steels", 0, _cfg(), raw)
+        lg_tasks.load_task("steels", 0, _cfg(), raw)
 
 
 def test_nan_target_is_rejected_with_file_row_and_field(raw):
-    p = raw / lgdcnn.BENCH / "aflow__ael_bulk_modulus_vrh" / "val.csv"
+    p = raw / lg_tasks.BENCH / "aflow__ael_bulk_modulus_vrh" / "val.csv"
     df = pd.read_csv(p, keep_default_na=False, dtype=str)
     df.loc[3, "target"] = "nan"
     df.to_csv(p, index=False)
     with pytest.raises(DataError) as e:
-        lgdcnn.load_task("aflow__ael_bulk_modulus_vrh", None, _cfg(), raw)
+        lg_tasks.load_task("aflow__ael_bulk_modulus_vrh", None, _cfg(), raw)
     msg = str(e.value)
     assert "val.csv" in msg and "row 4" in msg and "target" in msg
 
 
 def test_unknown_task_is_an_error(raw):
     with pytest.raises(Exception, match="unknown lgdcnn task"):
-        lgdcnn.load_task("not_a_task", None, _cfg(), raw)
+        lg_tasks.load_task("not_a_task", None, _cfg(), raw)
 
 
 def test_every_task_has_label_and_unit():
-    for t in list(lgdcnn.EXTENDED) + list(lgdcnn.MATBENCH):
-        assert lgdcnn.task_label(t) and lgdcnn.task_unit(t)
-    assert len(lgdcnn.EXTENDED) == 18 and len(lgdcnn.MATBENCH) == 10
+    for t in list(lg_tasks.EXTENDED) + list(lg_tasks.MATBENCH):
+        assert lg_tasks.task_label(t) and lg_tasks.task_unit(t)
+    assert len(lg_tasks.EXTENDED) == 18 and len(lg_tasks.MATBENCH) == 10
 
 
 def test_tasks_lists_folds_per_profile():
     cfg = {"extended": ["mp_e_hull"], "matbench": ["steels", "mp_gap"], "matbench_folds": [0],
            "matbench_small": ["steels"], "matbench_folds_small": [0, 1, 2, 3, 4]}
-    assert lgdcnn.tasks(cfg, "extended") == [("mp_e_hull", None)]
-    assert lgdcnn.tasks(cfg, "matbench") == [("steels", k) for k in range(5)] + [("mp_gap", 0)]
+    assert lg_tasks.tasks(cfg, "extended") == [("mp_e_hull", None)]
+    assert lg_tasks.tasks(cfg, "matbench") == [("steels", k) for k in range(5)] + [("mp_gap", 0)]

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from matrepro.composition import CompositionBatch, TargetScaler, encode_formulas
+from matrepro.core.train import TrainConfig, crabnet_batch_size, fit, predict, robust_l1
+from matrepro.features.composition import CompositionBatch, TargetScaler, encode_formulas
 from matrepro.models import MODELS, build_model, count_parameters
-from matrepro.models.composition import LGDCNN, SoftAttention, robust_l1
-from matrepro.train import TrainConfig, crabnet_batch_size, fit, predict
+from matrepro.models.composition import LGDCNN, SoftAttention
 
 MAT2VEC_SHAPE = np.zeros((119, 200))  # the real mat2vec table's shape (values irrelevant to counts)
 PARAMS = {"lgdcnn": 8_635_911, "lgdcnn_v1": 8_635_911, "ldcnn": 7_190_022, "lstm_ref": 1_681_414,

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
+from matrepro.core.train import TrainConfig, fit, predict
+from matrepro.features.tabular import TabularBatch
 from matrepro.models import MODELS, build_model, count_parameters
-from matrepro.tabular import TabularBatch
-from matrepro.train import TrainConfig, fit, predict
+from matrepro.models import tabular as _tabular  # noqa: F401  (registers the tabular models)
 
 N_NUM, CARDS = 11, [5, 7, 9, 4]
 PARAMS = {"capnet": 49713, "dnn": 43281, "rnn": 7841, "lstm": 26657, "transformer": 18721}

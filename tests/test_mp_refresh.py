@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from matrepro import mp_refresh
-from matrepro.errors import DataError, MatreproError, MissingAPIKeyError
+from matrepro.core.errors import DataError, MatreproError, MissingAPIKeyError
+from matrepro.papers.capnet import mp_refresh
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mp_refresh_response.json"
 

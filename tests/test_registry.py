@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from matrepro import registry
-from matrepro.errors import RegistryError
+from matrepro.core.errors import RegistryError
 from matrepro.registry import RawFile
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from matrepro import registry
-from matrepro.errors import RegistryError
+from matrepro.core.errors import RegistryError
 from matrepro.registry import RawFile
 
 LGDCNN_DATASETS = ["crabnet_benchmark", "element_properties", "matbench_official_folds", "reference_results"]

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from matrepro import report
-from matrepro.paths import project_root
+from matrepro.core.paths import project_root
 
 
 def test_derived_baseline_maes_come_from_the_stated_improvements():
@@ -52,12 +52,13 @@ def test_committed_readme_matches_committed_metrics(tmp_path, monkeypatch):
     # lgdcnn's table shows published numbers from a registered raw file: snapshot it from the
     # mirror into a temporary raw folder (a fresh clone has no data/raw yet)
     from conftest import mirror_dir
-    from matrepro import lgdcnn, registry
+    from matrepro import registry
+    from matrepro.papers.lgdcnn import published as lg_pub
 
     if mirror_dir() is None:
         pytest.skip("no data mirror (set MATREPRO_DATA_MIRROR)")
     registry.snapshot("reference_results", dest_root=tmp_path, mirror=mirror_dir())
-    monkeypatch.setattr(lgdcnn, "raw_dir", lambda: tmp_path)
+    monkeypatch.setattr(lg_pub, "raw_dir", lambda: tmp_path)
     text = (root / "README.md").read_text()
     block = text.split(report.README_START, 1)[1].split(report.README_END, 1)[0].strip()
     assert block == report.results_markdown(report.papers_with_metrics()).strip()

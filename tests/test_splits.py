@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matrepro import battery as bt
-from matrepro import capnet
-from matrepro.errors import MatreproError
-from matrepro.splits import group_leaks, group_split, random_split
+from matrepro.core.errors import MatreproError
+from matrepro.core.splits import group_leaks, group_split, random_split
+from matrepro.papers.capnet import data as bt
+from matrepro.papers.capnet import preprocess
 
 
 def test_random_split_sizes_and_determinism():
@@ -38,8 +38,8 @@ def test_no_group_leakage_on_the_li_electrodes(battery_mirror_csv):
     df = bt.load_battery_table(battery_mirror_csv)
     df = df[df[bt.ION] == "Li"].reset_index(drop=True)
     cfg = {"seeds": [0, 1, 2], "splits": ["random", "group"], "split_fractions": [0.8, 0.1, 0.1]}
-    splits = capnet.make_splits(df, cfg)
-    groups = capnet.group_key(df)
+    splits = preprocess.make_splits(df, cfg)
+    groups = preprocess.group_key(df)
     for seed in cfg["seeds"]:
         assert group_leaks(groups, splits[f"group_seed{seed}"]) == []
     # the random split, by contrast, does leak formula pairs (the reason for the group split)

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matrepro.config import deep_merge, paper_config
-from matrepro.errors import MatreproError
-from matrepro.tabular import TabularEncoder
+from matrepro.core.config import deep_merge, paper_config
+from matrepro.core.errors import MatreproError
+from matrepro.features.tabular import TabularEncoder
 
 
 def test_encoder_standardises_and_reserves_zero_for_unseen():

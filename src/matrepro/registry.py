@@ -15,8 +15,8 @@ from pathlib import Path
 import pooch
 import yaml
 
-from .errors import RegistryError
-from .paths import data_dir, project_root, raw_dir
+from .core.errors import RegistryError
+from .core.paths import data_dir, project_root, raw_dir
 
 log = logging.getLogger(__name__)
 

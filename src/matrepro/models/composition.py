@@ -15,8 +15,6 @@ identity and is omitted).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn as nn
@@ -249,12 +247,6 @@ class DCNNK1(DCNNRef):
         kw.setdefault("kernel", 1)
         kw.setdefault("d", 256)
         super().__init__(element_table, **kw)
-
-
-def robust_l1(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """CrabNet's RobustL1: mean of sqrt(2) |y - yhat| exp(-log_std) + log_std."""
-    pred, log_std = out[:, 0], out[:, 1]
-    return torch.mean(math.sqrt(2.0) * torch.abs(pred - y) * torch.exp(-log_std) + log_std)
 
 
 @register("mlp")

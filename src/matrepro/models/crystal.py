@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import MatreproError
+from ..core.errors import MatreproError
 from . import register
 
 
@@ -141,7 +141,7 @@ def load_checkpoint(path: str | Path) -> tuple[CGCNN, float, float, dict]:
 def predict_graphs(model: CGCNN, graphs, mean: float = 0.0, std: float = 1.0, batch_size: int = 256,
                    gdf=None) -> np.ndarray:
     """Denormalised predictions (``out * std + mean``) for a list of ``CrystalGraph``, in eval mode."""
-    from ..crystal import collate
+    from ..features.crystal import collate
 
     model.eval()
     graphs = list(graphs)

@@ -1,9 +1,9 @@
-"""The cgcnn rows of the project report and README (read by ``matrepro.report``).
+"""The cgcnn rows of the project report and README (found by ``matrepro.report`` by name).
 
 Reproduced numbers come from ``metrics/cgcnn/*.json``; reference numbers were copied into those
-files from registered sources by ``matrepro.cgcnn.references`` (leaderboard CSV, checkpoints);
-the abstract's statements come from ``data/reported.yaml``. Kept apart from ``matrepro.cgcnn`` so
-that report wording can change without re-running the training stages.
+files from registered sources by ``references.references`` (leaderboard CSV, checkpoints); the
+abstract's statements come from ``data/reported.yaml``. Kept apart from the training code, so
+that report wording can change without re-running a training stage.
 """
 from __future__ import annotations
 
@@ -12,24 +12,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cgcnn import _pm
+from ...core.paths import metrics_dir, project_root
+from ...core.reported import reported_sections
+from ...core.show import pm
 
 
 def load_metrics(mdir: str | Path | None = None) -> dict[str, dict]:
-    from .paths import metrics_dir
-
     d = Path(mdir or metrics_dir()) / "cgcnn"
     return {p.stem: json.loads(p.read_text()) for p in sorted(d.glob("*.json"))}
 
 
 def report_table(mdir=None) -> pd.DataFrame:
     """Reported / reference versus reproduced for both protocols (test MAE, mean over runs)."""
-    import yaml
-
-    from .paths import data_dir
-
     ms = load_metrics(mdir)
-    rep = yaml.safe_load((data_dir() / "reported.yaml").read_text()).get("cgcnn", {})
+    rep = reported_sections().get("cgcnn", {})
     bound = {s["quantity"]: s for s in rep.get("statements", [])}.get("test MAE")
     out = []
     for protocol in ("paper", "matbench"):
@@ -42,8 +38,8 @@ def report_table(mdir=None) -> pd.DataFrame:
             for subset, r in by_subset.items():
                 mae, gpa = r["test"]["log10"]["mae"], r["test"]["GPa"]["mae"]
                 row = {"protocol": protocol, "target": f"log10 {target}", "subset": subset, "runs": len(mae["per_run"]),
-                       "MAE log10 (ours)": _pm(mae), "MAE GPa (ours)": _pm(gpa, ".2f"),
-                       "R² log10 (ours)": _pm(r["test"]["log10"]["r2"], ".3f"),
+                       "MAE log10 (ours)": pm(mae), "MAE GPa (ours)": pm(gpa, ".2f"),
+                       "R² log10 (ours)": pm(r["test"]["log10"]["r2"], ".3f"),
                        "CGCNN v2019 leaderboard": f"{lb:.4f}", "ratio to leaderboard": f"{mae['mean'] / lb:.2f}",
                        "authors' val MAE (ckpt)": f"{refs['liu2025_best_val_mae_log10'][target]:.5f}",
                        "paper: MAE < 13 GPa": ("yes" if gpa["mean"] < float(bound["value"]) else "no") if bound else "",
@@ -54,6 +50,11 @@ def report_table(mdir=None) -> pd.DataFrame:
                     row["ratio to v2019 same rows"] = f"{c['ours MAE (log10)'].mean() / c['v2019 same rows'].mean():.2f}"
                 out.append(row)
     return pd.DataFrame(out)
+
+
+def results_markdown(mdir=None) -> str:
+    """The README block of cgcnn."""
+    return "**cgcnn**: CGCNN log10 moduli, from `metrics/cgcnn/*.json`.\n\n" + report_markdown(mdir)
 
 
 def report_markdown(mdir=None) -> str:
@@ -99,3 +100,10 @@ FIGURES = [  # shown in the project report, in this order
     ("cgcnn_screening", "cgcnn: screening of the MP pool (no band-gap filter)"),
     ("cgcnn_ai4kappa", "cgcnn: agreement with the authors' published screening predictions"),
 ]
+TOP_CANDIDATES = "results/cgcnn/screening/top_candidates.csv"
+
+
+def extra_markdown() -> str:
+    """The project report's table of top screening candidates."""
+    top = pd.read_csv(project_root() / TOP_CANDIDATES)
+    return f"### Top screening candidates (`{TOP_CANDIDATES}`)\n\n" + top.to_markdown(index=False, floatfmt=".3g")

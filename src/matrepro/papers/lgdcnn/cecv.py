@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .composition import CompositionBatch
+from ...features.composition import CompositionBatch
 
 
 def efm(features: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from pymatgen.core import Structure
 
-from .errors import DataError
+from ..core.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ def collate(graphs, gdf: GaussianDistance | None = None) -> GraphBatch:
 
 
 class CrystalData:
-    """Graphs + targets in the shape ``matrepro.train.fit`` expects (``__len__``, ``subset``,
+    """Graphs + targets in the shape ``matrepro.core.train.fit`` expects (``__len__``, ``subset``,
     ``to``, ``inputs``, ``y``); batches are collated on demand."""
 
     def __init__(self, graphs, y=None, gdf: GaussianDistance | None = None, device=None):

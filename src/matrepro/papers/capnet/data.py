@@ -10,9 +10,9 @@ import pandas as pd
 import scipy.constants as const
 from pymatgen.core import Composition
 
-from .chem import ION_VALENCE, parse_formula
-from .errors import DataError
-from .validate import FilterLog, read_csv, require_columns, require_finite, require_unique
+from ...core.errors import DataError
+from ...core.validate import FilterLog, read_csv, require_columns, require_finite, require_unique
+from ...features.chem import ION_VALENCE, parse_formula
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Structure
 
-from .errors import DataError
-from .paths import raw_dir
-from .validate import FilterLog, read_csv, require_columns
+from ...core.errors import DataError
+from ...core.paths import raw_dir
+from ...core.validate import FilterLog, read_csv, require_columns
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ returns (B,) predictions or (B, 2) = [prediction, log-std]; ``predict`` returns 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -30,16 +31,33 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from typing import Protocol
+
 from .errors import MatreproError
-from .tabular import TabularBatch
 
 
-def _robust_l1():
-    from .models.composition import robust_l1
-    return robust_l1
+class Batch(Protocol):
+    """What ``fit`` and ``predict`` need of a data set: the features live in ``core``'s callers
+    (``features.tabular``, ``features.composition``, ``features.crystal``), not here."""
+
+    y: torch.Tensor | None
+
+    def __len__(self) -> int: ...
+
+    def subset(self, idx) -> "Batch": ...
+
+    def to(self, device) -> "Batch": ...
+
+    def inputs(self) -> tuple: ...
 
 
-LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss, "robust_l1": _robust_l1}
+def robust_l1(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """CrabNet's RobustL1: mean of sqrt(2) |y - yhat| exp(-log_std) + log_std."""
+    pred, log_std = out[:, 0], out[:, 1]
+    return torch.mean(math.sqrt(2.0) * torch.abs(pred - y) * torch.exp(-log_std) + log_std)
+
+
+LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss, "robust_l1": lambda: robust_l1}
 
 
 def get_device(prefer: str | None = None) -> torch.device:
@@ -112,7 +130,7 @@ class History:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: TabularBatch, batch_size: int = 4096, device=None) -> np.ndarray:
+def predict(model: nn.Module, data: Batch, batch_size: int = 4096, device=None) -> np.ndarray:
     device = device or next(model.parameters()).device
     model.eval()
     out = []

@@ -1,6 +1,6 @@
 """Execute a notebook with papermill and export it to self-contained, offline HTML.
 
-    python -m matrepro.notebook notebooks/capnet_train.ipynb notebooks/executed/capnet_train_dnn.ipynb \
+    python -m matrepro.core.notebook notebooks/capnet_train.ipynb notebooks/executed/capnet_train_dnn.ipynb \
         --html reports/capnet_train_dnn.html -p arch dnn
 """
 from __future__ import annotations

@@ -16,9 +16,9 @@ import pandas as pd
 import torch
 from pymatgen.core import Element
 
+from ..core.errors import DataError
+from ..core.validate import read_csv, require_columns, require_finite
 from .chem import parse_formula
-from .errors import DataError
-from .validate import read_csv, require_columns, require_finite
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ Usage::
 
     export MP_API_KEY=...            # keys at https://materialsproject.org/api
     pip install -e '.[mp]'
-    python -m matrepro.mp_refresh --out data/mp_refresh/li_electrodes_symmetry.csv
+    python -m matrepro.papers.capnet.mp_refresh --out data/mp_refresh/li_electrodes_symmetry.csv
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import DataError, MissingAPIKeyError, MatreproError
+from ...core.errors import DataError, MissingAPIKeyError, MatreproError
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def refresh(out_csv: str | Path, *, api_key: str | None = None, client: Any = No
 
 
 def main(argv: list[str] | None = None) -> Path:
-    """CLI entry point: ``python -m matrepro.mp_refresh --out PATH``."""
+    """CLI entry point: ``python -m matrepro.papers.capnet.mp_refresh --out PATH``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CSV path")
     parser.add_argument("--working-ion", default="Li")

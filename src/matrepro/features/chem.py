@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pymatgen.core import Composition, Element
 
-from .errors import DataError
+from ..core.errors import DataError
 
 # Valence of each working ion (charge carried per inserted ion), as used by the Materials Project.
 ION_VALENCE = {"Li": 1, "Na": 1, "K": 1, "Rb": 1, "Cs": 1, "Mg": 2, "Ca": 2, "Zn": 2, "Al": 3, "Y": 3}
