@@ -56,6 +56,7 @@ from ...core.validate import FilterLog, read_csv, require_columns, require_finit
 from ...features.atom_table import composition_keys
 from ...features.chem import parse_formula
 from ...features.composition import load_split_csv
+from ...features.suites import cap_rows, matbench_parts, matbench_test_mask, with_rows
 
 BENCH = "crabnet_benchmark/benchmark_data"
 MATBENCH_FULL = "crabnet_benchmark/matbench_full"
@@ -85,20 +86,6 @@ def _root(root) -> Path:
     return Path(root) if root else raw_dir()
 
 
-def _with_rows(df: pd.DataFrame) -> pd.DataFrame:
-    return df.assign(row=np.arange(1, len(df) + 1))[["row", "formula", "target"]]
-
-
-def _cap(df: pd.DataFrame, n: int | None, seed: int, flog: FilterLog, what: str) -> pd.DataFrame:
-    """Keep a seeded random ``n`` rows (order kept); logged. ``None`` keeps all."""
-    if n is None or len(df) <= n:
-        return df
-    keep = np.zeros(len(df), bool)
-    keep[np.random.default_rng(seed).choice(len(df), int(n), replace=False)] = True
-    return flog.apply(df, keep, f"profile cap: random {n} of {len(df)} {what} rows (seed {seed})")
-
-
-# ------------------------------------------------------------------------------------- SuperCon
 def load_supercon(path: str | Path, flog: FilterLog, duplicates: str = "error") -> pd.DataFrame:
     """The verbatim Stanev SuperCon table, validated here (not the cleaned copy), as columns
     ``row`` (1-based row of the file), ``formula`` (the name), ``target`` (Tc in K).
@@ -172,20 +159,6 @@ def _supercon(cfg: dict, root: Path, flog: FilterLog) -> tuple[pd.DataFrame, np.
 
 
 # -------------------------------------------------------------------------------------- matbench
-def _matbench(task: str, fold: int, root: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """The full matbench table (row, formula, target) and its 'is official test fold' mask."""
-    path, folds_path = matbench_paths(root, task)
-    df = _with_rows(load_split_csv(path))
-    folds = read_csv(folds_path)
-    require_columns(folds, ["row_index", "test_fold"], folds_path)
-    if len(folds) != len(df) or set(folds.row_index) != set(range(len(df))):
-        raise DataError(folds_path, f"fold table does not cover the {len(df)} rows of {path.name}")
-    test_fold = folds.set_index("row_index").test_fold.reindex(range(len(df))).to_numpy()
-    if fold not in set(test_fold.tolist()):
-        raise MatreproError(f"params.yaml: gan matbench_fold {fold} is not a fold of {folds_path}")
-    return df, test_fold == fold
-
-
 # --------------------------------------------------------------------------------------- targets
 def load_target(name: str, cfg: dict, root: Path | None = None) -> tuple[dict[str, pd.DataFrame], FilterLog]:
     """{'train','val','test'} DataFrames (columns row, formula, target) of one target after the
@@ -194,15 +167,10 @@ def load_target(name: str, cfg: dict, root: Path | None = None) -> tuple[dict[st
     seed = int(cfg["split_seed"])
     flog = FilterLog(f"gan/{name}")
     if name in OQMD_TARGETS:
-        parts = {s: _with_rows(load_split_csv(oqmd_path(root, OQMD_TARGETS[name], s))) for s in SPLITS}
+        parts = {s: with_rows(load_split_csv(oqmd_path(root, OQMD_TARGETS[name], s))) for s in SPLITS}
     elif name in MATBENCH_TARGETS:
-        fold = int(cfg["matbench_fold"])
-        df, is_test = _matbench(MATBENCH_TARGETS[name], fold, root)
-        outer = df[~is_test]
-        val = np.zeros(len(outer), bool)
-        n_val = int(round(float(cfg["matbench_val_fraction"]) * len(outer)))
-        val[np.random.default_rng(seed + fold).choice(len(outer), n_val, replace=False)] = True
-        parts = {"train": outer[~val], "val": outer[val], "test": df[is_test]}
+        path, folds_path = matbench_paths(root, MATBENCH_TARGETS[name])
+        parts = matbench_parts(path, folds_path, int(cfg["matbench_fold"]), cfg["matbench_val_fraction"], seed)
     elif name == "supercon_tc":
         df, labels = _supercon(cfg, root, flog)
         parts = {s: df[labels == s] for s in SPLITS}
@@ -210,7 +178,7 @@ def load_target(name: str, cfg: dict, root: Path | None = None) -> tuple[dict[st
         raise MatreproError(f"params.yaml: unknown gan target {name!r}; known: {TARGETS}")
     caps = cfg.get("caps") or {}
     for s in SPLITS:
-        parts[s] = _cap(parts[s].reset_index(drop=True), caps.get(s), seed, flog, s)
+        parts[s] = cap_rows(parts[s].reset_index(drop=True), caps.get(s), seed, flog, s)
     return parts, flog
 
 
@@ -223,7 +191,7 @@ def _test_sets(cfg: dict, root: Path, cache: dict) -> list[tuple[str, set[str]]]
         out.append((f"{ds} test split", set(composition_keys(load_split_csv(path).formula, file=path, cache=cache))))
     fold = int(cfg["matbench_fold"])
     for task in MATBENCH_TARGETS.values():
-        df, is_test = _matbench(task, fold, root)
+        df, is_test = matbench_test_mask(*matbench_paths(root, task), fold)
         path = matbench_paths(root, task)[0]
         keys = composition_keys(df.formula, file=path, cache=cache)
         out.append((f"matbench {task} test fold {fold}", {k for k, t in zip(keys, is_test) if t}))
@@ -261,7 +229,7 @@ def gan_training_compositions(cfg: dict, root: Path | None = None) -> tuple[list
     hold[np.random.default_rng(seed).choice(len(df), n_hold, replace=False)] = True
     holdout = df.formula[hold].tolist()
     df = flog.apply(df, ~hold, f"held out for the GAN's held-out losses: random {n_hold} compositions (seed {seed})")
-    df = _cap(df, cfg.get("gan_rows"), seed, flog, "GAN training")
+    df = cap_rows(df, cfg.get("gan_rows"), seed, flog, "GAN training")
     return df.formula.tolist(), holdout, flog
 
 
