@@ -21,6 +21,14 @@ NON_TARGET = ("training", "generator")
 UNITS = {"oqmd_gap": "(eV)", "oqmd_eform": "(eV/atom)", "mp_gap": "(eV)", "mp_e_form": "(eV/atom)", "supercon_tc": "(K)"}
 
 
+def _num(v) -> str:
+    """A reported number as text; YAML 1.1 reads 4.1e13 (no dot, no exponent sign) as a string."""
+    try:
+        return f"{float(v):g}"
+    except (TypeError, ValueError):
+        return "–"
+
+
 def load_metrics(mdir: str | Path | None = None) -> dict[str, dict]:
     d = Path(mdir or metrics_dir()) / "gan"
     return {p.stem: json.loads(p.read_text()) for p in sorted(d.glob("*.json"))}
@@ -40,7 +48,7 @@ def results_markdown(mdir=None) -> str:
         rep = t.get("reported", {})
         parts.append(f"Held-out critic loss (our analogue of the abstract's \"total discriminator loss on the test "
                      f"set\"): {first:.4g} before training → {last:.4g} after {len(t['history']['critic_loss'])} epochs "
-                     f"(paper: {rep.get('first', '–'):g} → {rep.get('last', '–'):g}; not the same quantity); "
+                     f"(paper: {_num(rep.get('first'))} → {_num(rep.get('last'))}; not the same quantity); "
                      f"{t['settings']['train_rows']:,} OQMD training compositions, profile `{t['profile']}`.")
     results = target_results(ms)
     if results:
