@@ -3,6 +3,7 @@ compositions with every downstream test composition excluded."""
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from conftest import mirror_dir
 from matrepro.core.errors import DataError
@@ -194,3 +195,73 @@ def test_real_supercon_file(supercon_mirror_csv):
     assert len(df) == log.rows_after.iloc[-1] and (df.target > 0).all()
     labels = gd.supercon_split(df, 42)
     assert group_leaks([composition_key(f) for f in df.formula], labels) == []
+
+
+# ------------------------------------------------------------------ the stage modules, end to end
+from matrepro.papers.gan import generate, prepare, store, training  # noqa: E402
+
+
+def test_prepare_writes_a_leak_free_encoded_set_and_the_coverage(raw, tmp_path):
+    cfg = _cfg(targets=["oqmd_eform", "supercon_tc"])
+    out = tmp_path / "processed"
+    summary = prepare.prepare(cfg, out, raw)
+    assert summary["leaks"] == 0
+    tabs = store.load_tables(out)
+    assert set(tabs) == {"train", "holdout"} and tabs["train"].shape[1:] == (85, 8)
+    assert len(tabs["train"]) == summary["train"] and len(tabs["holdout"]) == summary["holdout"] == 2
+    formulas = store.load_gan_formulas(out, "train")
+    assert len(formulas) == len(tabs["train"])
+    # the stored tables are the formulas' own tables, in the same order ("NaN", sodium nitride, stays a formula)
+    from matrepro.features.atom_table import encode_formulas
+    again, _ = encode_formulas(formulas)
+    assert np.array_equal(again, tabs["train"])
+    assert "NaN" in formulas + store.load_gan_formulas(out, "holdout")
+    cov = pd.read_csv(out / store.COVERAGE)
+    assert len(cov) == 6 and set(cov.target) == {"oqmd_eform", "supercon_tc"}
+    assert (cov[["exact", "approximated", "unencodable"]].sum(axis=1) == cov.rows).all()
+
+
+def test_stage_files_missing_name_the_file_and_the_stage(tmp_path):
+    with pytest.raises(DataError, match=r"gan_tables\.npz.*dvc repro gan_data"):
+        store.load_tables(tmp_path)
+    with pytest.raises(DataError, match=r"gan_status\.csv.*dvc repro gan_data"):
+        store.load_gan_formulas(tmp_path)
+    with pytest.raises(DataError, match=r"generator\.pt.*dvc repro gan_train"):
+        training.load_gan(tmp_path)
+
+
+def _tiny_gan_cfg():
+    return {"profile": "test", "gan_seed": 0, "table": {"mapping": "integer", "tol": 0.02},
+            "generator": {"noise_dim": 16, "width": 0.125}, "critic": {"width": 0.125, "norm": "layer"},
+            "gan": {"noise_dim": 16, "batch_size": 8, "epochs": 1, "holdout_rows": 8},
+            "generator_checks": {"n_samples": 20, "threshold": 0.5}}
+
+
+def test_train_gan_checkpoints_load_strictly_and_feed_the_generator_checks(tmp_path):
+    from matrepro.features.atom_table import encode_formulas
+    train = ["NaCl", "KBr", "CaO", "GaAs", "SiC", "AlN", "MgO", "CsI", "Fe2O3", "TiO2", "ZrO2", "CuO"]
+    t, s = encode_formulas(train)
+    data_dir, model_dir = tmp_path / "data", tmp_path / "models"
+    data_dir.mkdir()
+    np.savez_compressed(data_dir / store.TABLES, train=t, holdout=t[:4])
+    s.assign(part="train").to_csv(data_dir / store.STATUS, index=False)
+    cfg = _tiny_gan_cfg()
+    m = training.train_gan(cfg, data_dir, model_dir, progress=False)
+    assert m["settings"]["train_rows"] == 12 and m["settings"]["holdout_rows"] == 4
+    assert len(m["history"]["critic_loss"]) == 1 and np.isfinite(m["holdout_critic_loss"]["last"])
+    gen, critic, settings = training.load_gan(model_dir)
+    saved = torch.load(model_dir / training.CRITIC, weights_only=True)["state_dict"]
+    assert all(torch.equal(v, critic.state_dict()[k]) for k, v in saved.items())
+    assert settings["critic"] == cfg["critic"] and not gen.training and not critic.training
+    # a checkpoint with a stray key is refused (strict loading)
+    ck = torch.load(model_dir / training.CRITIC, weights_only=True)
+    ck["state_dict"]["stray.weight"] = torch.zeros(1)
+    torch.save(ck, model_dir / training.CRITIC)
+    with pytest.raises(RuntimeError, match="stray"):
+        training.load_gan(model_dir)
+    torch.save({**ck, "state_dict": saved}, model_dir / training.CRITIC)
+    chk = generate.generator_checks(cfg, data_dir, model_dir)
+    assert chk["report"]["n_generated"] == 20 and len(chk["formulas"]) == 20
+    assert chk["report"]["n_training_compositions"] == 12
+    assert list(chk["element_frequency"].columns) == ["generated", "training"]
+    assert chk["element_frequency"]["training"]["O"] == pytest.approx(6 / 12)

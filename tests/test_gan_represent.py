@@ -121,6 +121,26 @@ def test_claim_check_verdicts():
     assert len(represent.claim_check(a)) == 2  # one result dict works too
 
 
+def test_report_block_formats_mean_and_std_per_row(tmp_path):
+    import json
+
+    from matrepro.papers.gan import compare, report
+
+    m = {"representation": "gan", "predictor": "rf", "mae": 0.123456, "mae_std": 0.0123, "rmse": 0.2, "rmse_std": 0.01,
+         "r2": 0.8, "r2_std": 0.05, "per_seed": [{}, {}, {}]}
+    rows = {"train": 2000, "val": 500, "test": 1999}
+    res = {"target": "oqmd_gap", "profile": "smoke", "seeds": [0, 1, 2], "predictors": ["rf"],
+           "blocks": {"encoded": {"rows": rows, "models": {"gan_rf": m}}}}
+    tab = compare.compact_table(res)
+    assert tab.iloc[0].to_dict() == {"target": "oqmd_gap", "rows": "encoded", "train / val / test": "2,000 / 500 / 1,999",
+                                     "representation": "gan", "predictor": "rf", "seeds": 3,
+                                     "MAE": "0.1235 ± 0.012", "RMSE": "0.2 ± 0.01", "R²": "0.8 ± 0.05"}
+    (tmp_path / "gan").mkdir()
+    (tmp_path / "gan" / "oqmd_gap.json").write_text(json.dumps(res))
+    text = report.results_markdown(tmp_path)
+    assert "0.1235 ± 0.012" in text and "oqmd_gap (eV)" in text and "profile `smoke`" in text
+
+
 # ----------------------------------------------------------------------------------- generation
 def test_validity_charge_neutrality():
     v = generate.validity(["NaCl", "Na2Cl", "", None, "Fe2O3", "Xx"])

@@ -20,6 +20,9 @@ LGDCNN_FIGURES = ["lgdcnn_data", "lgdcnn_extended", "lgdcnn_matbench", "lgdcnn_a
                   "lgdcnn_sample_efficiency"]
 CGCNN_NOTEBOOKS = ["cgcnn_data", "cgcnn_verify", "cgcnn_train_paper", "cgcnn_train_matbench", "cgcnn_screen"]
 CGCNN_FIGURES = ["cgcnn_data", "cgcnn_verify", "cgcnn_paper", "cgcnn_matbench", "cgcnn_screening", "cgcnn_ai4kappa"]
+GAN_TARGETS = ["oqmd_gap", "oqmd_eform", "mp_gap", "mp_e_form", "supercon_tc"]
+GAN_NOTEBOOKS = ["gan_data", "gan_train", "gan_generate"] + [f"gan_represent_{t}" for t in GAN_TARGETS]
+GAN_FIGURES = ["gan_coverage", "gan_losses", "gan_generator"]
 
 
 def _run(cmd, cwd, env):
@@ -66,12 +69,12 @@ def test_metrics_cover_every_model_feature_set_and_split(smoke_repo):
 
 def test_outputs_notebooks_figures_and_offline_html(smoke_repo):
     repo, _ = smoke_repo
-    for png in ["capnet_data", "capnet_mae", "capnet_parity"] + LGDCNN_FIGURES + CGCNN_FIGURES:
+    for png in ["capnet_data", "capnet_mae", "capnet_parity"] + LGDCNN_FIGURES + CGCNN_FIGURES + GAN_FIGURES:
         assert (repo / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     executed = sorted(p.name for p in (repo / "notebooks" / "executed").glob("*.ipynb"))
     assert executed == sorted(["capnet_preprocess.ipynb", "capnet_evaluate.ipynb", "report.ipynb"]
                               + [f"capnet_train_{a}.ipynb" for a in ARCHS]
-                              + [f"{n}.ipynb" for n in LGDCNN_NOTEBOOKS + CGCNN_NOTEBOOKS])
+                              + [f"{n}.ipynb" for n in LGDCNN_NOTEBOOKS + CGCNN_NOTEBOOKS + GAN_NOTEBOOKS])
     for html in (repo / "reports").glob("*.html"):
         text = html.read_text()
         assert not re.search(r"<(script|link)[^>]+(src|href)=\"https?://", text), html.name
@@ -79,6 +82,7 @@ def test_outputs_notebooks_figures_and_offline_html(smoke_repo):
     assert "smoke" in report and "2.441" in report
     assert "AFLOW bulk modulus" in report and "8.221" in report and "lgdcnn CECV" in report
     assert "cgcnn" in report and "CGCNN v2019 leaderboard" in report and "cgcnn screening" in report
+    assert "**gan**" in report and "4.1e+13" in report and "Claim" in report
 
 
 def test_cgcnn_protocols_verification_and_screening(smoke_repo):
@@ -103,6 +107,25 @@ def test_cgcnn_protocols_verification_and_screening(smoke_repo):
     authors = [r for r in scr["ai4kappa"] if r["model"].startswith("authors")]
     assert len(authors) == 2 and all(r["MAE vs published (GPa)"] < 0.05 for r in authors)
     assert len(list((repo / "models" / "cgcnn" / "paper").glob("*.pth.tar"))) == 2 * (2 + 1)
+
+
+def test_gan_metrics_cover_every_target_representation_and_predictor(smoke_repo):
+    repo, _ = smoke_repo
+    train = json.loads((repo / "metrics" / "gan" / "training.json").read_text())
+    assert train["profile"] == "smoke" and len(train["history"]["critic_loss"]) == 2
+    assert float(train["reported"]["first"]) == 4.1e13 and train["reported"]["last"] == 0.3194
+    assert len(list((repo / "models" / "gan").glob("*.pt"))) == 2
+    for target in GAN_TARGETS:
+        m = json.loads((repo / "metrics" / "gan" / f"{target}.json").read_text())
+        assert m["profile"] == "smoke" and m["target"] == target and len(m["seeds"]) == 2
+        enc = m["blocks"]["encoded"]["models"]
+        assert set(enc) == {f"{r}_{p}" for r in ("gan", "magpie", "onehot") for p in ("rf", "mlp")} | {"gan_finetune"}
+        for cell in enc.values():
+            assert len(cell["per_seed"]) == 2 and all(r["mae"] >= 0 for r in cell["per_seed"])
+    gen = json.loads((repo / "metrics" / "gan" / "generator.json").read_text())
+    assert gen["n_generated"] == 200 and 0 <= gen["n_decodable"] <= 200
+    status = (repo / "data" / "processed" / "gan" / "gan_status.csv").read_text()
+    assert status.startswith("row,formula,status,reason,max_fraction_error,part")
 
 
 def test_lgdcnn_metrics_cover_all_28_datasets(smoke_repo):

@@ -37,6 +37,24 @@ def results_table(results) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _pm(mean: float, std: float) -> str:
+    return f"{mean:.4g} ± {std:.2g}"
+
+
+def compact_table(results) -> pd.DataFrame:
+    """:func:`results_table` for reading: one row per target, rows block, representation and
+    predictor, with "mean ± std" over seeds of the test MAE, RMSE and R²."""
+    t = results_table(results)
+    if t.empty:
+        return t
+    return pd.DataFrame({"target": t.target, "rows": t["rows"],
+                         "train / val / test": [f"{a:,} / {b:,} / {c:,}" for a, b, c in zip(t.n_train, t.n_val, t.n_test)],
+                         "representation": t.representation, "predictor": t.predictor, "seeds": t.seeds,
+                         "MAE": [_pm(m, s) for m, s in zip(t.MAE, t["MAE std"])],
+                         "RMSE": [_pm(m, s) for m, s in zip(t.RMSE, t["RMSE std"])],
+                         "R²": [_pm(m, s) for m, s in zip(t.R2, t["R2 std"])]})
+
+
 def claim_check(results) -> pd.DataFrame:
     """Per target and predictor (encoded block: the same rows for every representation): is the
     GAN representation better than Magpie and one-hot with the same model? Verdict ``yes``, ``no``

@@ -53,10 +53,11 @@ from ...core.errors import DataError, MatreproError
 from ...core.paths import raw_dir
 from ...core.splits import group_split
 from ...core.validate import FilterLog, read_csv, require_columns, require_finite
-from ...features.atom_table import composition_keys
+from ...features.atom_table import composition_keys, encode_formulas
 from ...features.chem import parse_formula
 from ...features.composition import load_split_csv
 from ...features.suites import cap_rows, matbench_parts, matbench_test_mask, with_rows
+from .store import table_args
 
 BENCH = "crabnet_benchmark/benchmark_data"
 MATBENCH_FULL = "crabnet_benchmark/matbench_full"
@@ -70,6 +71,7 @@ OQMD_TARGETS = {"oqmd_gap": "OQMD_Bandgap", "oqmd_eform": "OQMD_Formation_Enthal
 MATBENCH_TARGETS = {"mp_gap": "mp_gap", "mp_e_form": "mp_e_form"}  # target -> matbench task (file stem)
 TARGETS = ("oqmd_gap", "oqmd_eform", "mp_gap", "mp_e_form", "supercon_tc")
 SUPERCON_FRACTIONS = (0.8, 0.1, 0.1)
+
 # A SuperCon name must be a plain formula: element symbols, each with an optional (decimal) amount.
 FORMULA_RE = re.compile(r"^([A-Z][a-z]?(\d+(\.\d+)?)?)+$")
 
@@ -242,3 +244,13 @@ def leaking_compositions(train_formulas, cfg: dict, root: Path | None = None) ->
     for _, keys in _test_sets(cfg, root, cache):
         leaks |= train & keys
     return leaks
+
+
+
+# ----------------------------------------------------------------------------- the 85 x 8 tables
+def encode_parts(parts: dict[str, pd.DataFrame], cfg: dict, what: str) -> tuple[dict, dict]:
+    """({part: (N, 85, 8) tables}, {part: status frame}) of every part's formulas."""
+    tables, status = {}, {}
+    for part, df in parts.items():
+        tables[part], status[part] = encode_formulas(df.formula.tolist(), file=f"{what} {part}", **table_args(cfg))
+    return tables, status

@@ -29,6 +29,8 @@ import pandas as pd
 
 from ...core.adversarial import sample
 from ...features.atom_table import ELEMENTS, composition_keys, decode_many
+from .store import load_gan_formulas
+from .training import load_gan
 
 MAX_SITES = 50  # oxi_state_guesses(max_sites=-50): reduced formulas of more atoms are not checked (invalid)
 PYMATGEN_PRODUCT_CAP = 20_000  # above: the exact set-sum instead of pymatgen's enumeration
@@ -189,3 +191,20 @@ def element_count_distribution(formulas) -> pd.Series:
     n = len(sets)
     return pd.Series([c.get(k, 0) / n if n else np.nan for k in range(1, MAX_COUNT_BIN + 1)], index=labels,
                      name="share", dtype=float)
+
+
+def generator_checks(cfg: dict, data_dir, model_dir) -> dict:
+    """The gan_generate stage: ``cfg["generator_checks"]["n_samples"]`` generated compositions
+    (noise seed ``gan_seed + 1``) checked against the GAN's own training compositions (the encoded
+    ones of the data stage). Returns the report, the two distributions and the decoded formulas."""
+    gen, _, _ = load_gan(model_dir)
+    gc = cfg["generator_checks"]
+    formulas = generated_formulas(gen, int(gc["n_samples"]), int(cfg["generator"].get("noise_dim", 128)),
+                                  seed=int(cfg["gan_seed"]) + 1, threshold=float(gc.get("threshold", 0.5)))
+    train = load_gan_formulas(data_dir, "train")
+    made = [f for f in formulas if f]
+    freq = pd.DataFrame({"generated": element_frequency(made), "training": element_frequency(train)})
+    counts = pd.DataFrame({"generated": element_count_distribution(made),
+                           "training": element_count_distribution(train)})
+    return {"report": generator_report(formulas, train), "element_frequency": freq.fillna(0.0),
+            "element_counts": counts.fillna(0.0), "formulas": formulas}

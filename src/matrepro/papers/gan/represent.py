@@ -43,6 +43,8 @@ from ...features.composition import MAX_Z, FeatureBatch, TargetScaler, magpie_fe
 from ...models import build_model
 from ...models import composition as _composition_models  # noqa: F401  (registers mlp)
 from ...models import gan as _gan_models  # noqa: F401  (registers matgan_critic, matgan_finetune)
+from . import data
+from .training import load_gan
 from .compare import CLAIM_RULE, PREDICTORS, claim_check, results_table  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -161,7 +163,7 @@ def train_predictors(X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: di
     {"rf": test predictions, "mlp": test predictions} (those in ``cfg["predictors"]``).
 
     * ``rf``: RandomForestRegressor(cfg["rf"]["n_estimators"], n_jobs=cfg["rf"].get("n_jobs", 1),
-      random_state=seed) on the raw features (inf -> NaN; sklearn's forest handles NaN);
+      max_features=cfg["rf"].get("max_features", 1.0), random_state=seed) on the raw features (inf -> NaN; sklearn's forest handles NaN);
     * ``mlp``: the registered ``mlp`` (cfg["mlp"] arguments) through ``core.train.fit`` with
       ``TrainConfig.from_dict(cfg["mlp_train"])``; inputs standardised on train, NaN/inf -> 0
       after scaling; the target z-scored on train (``TargetScaler``) and unscaled back.
@@ -181,7 +183,7 @@ def train_predictors(X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: di
             rcfg = cfg["rf"]
             clean = {s: _nonfinite_to_nan(X[s], inf_only=True) for s in ("train", "test")}
             rf = RandomForestRegressor(n_estimators=int(rcfg["n_estimators"]), n_jobs=rcfg.get("n_jobs", 1),
-                                       random_state=seed)
+                                       max_features=rcfg.get("max_features", 1.0), random_state=seed)
             rf.fit(clean["train"], np.asarray(y["train"], float))
             out["rf"] = rf.predict(clean["test"])
         else:
@@ -362,3 +364,18 @@ def run_target(parts: dict[str, pd.DataFrame], tables: dict[str, np.ndarray], st
 
 
 # ----------------------------------------------------------------------------------- summaries
+
+
+def run_representation(target: str, cfg: dict, model_dir, root=None, magpie_cache: dict | None = None
+                       ) -> tuple[dict, pd.DataFrame]:
+    """The gan_represent stage for one target: its parts (``data.load_target``), their 85 x 8
+    tables, the trained critic (``model_dir``), then :func:`run_target` over ``cfg["seeds"]``."""
+    parts, flog = data.load_target(target, cfg, root)
+    tables, status = data.encode_parts(parts, cfg, target)
+    _, critic, settings = load_gan(model_dir)
+    critic_state = {k: v.clone() for k, v in critic.state_dict().items()}
+    res, preds = run_target(parts, tables, status, critic, critic_state, cfg, cfg["seeds"],
+                            magpie_cache if magpie_cache is not None else {})
+    res.update({"target": target, "profile": cfg["profile"], "filters": flog.to_frame().to_dict("records"),
+                "gan_settings": settings})
+    return res, preds
