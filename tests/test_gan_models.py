@@ -113,3 +113,18 @@ def test_gan_config_rejects_unknown_keys():
     assert GANConfig.from_dict({"epochs": 2, "betas": [0.5, 0.9]}).betas == (0.5, 0.9)
     with pytest.raises(MatreproError, match="unknown GAN setting"):
         GANConfig.from_dict({"epochz": 2})
+
+
+def test_generator_init_density_sets_the_starting_table():
+    torch.manual_seed(0)
+    g = build_model("matgan_generator", noise_dim=16, width=0.125, init_density=0.005).eval()
+    with torch.no_grad():
+        x = g(torch.randn(32, 16))
+    # BatchNorm + ReLU feed the last layer small inputs: every cell starts near the density, far below 0.5
+    assert x.shape == (32, 1, 85, 8) and abs(float(x.mean()) - 0.005) < 0.004 and float(x.max()) < 0.5
+    plain = build_model("matgan_generator", noise_dim=16, width=0.125).eval()
+    with torch.no_grad():
+        assert abs(float(plain(torch.randn(32, 16)).mean()) - 0.5) < 0.1  # torch's default: about 0.5
+    assert count_parameters(g) == count_parameters(plain)
+    with pytest.raises(MatreproError, match="init_density"):
+        build_model("matgan_generator", init_density=1.0)

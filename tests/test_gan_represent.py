@@ -98,6 +98,23 @@ def test_train_predictors_on_a_linear_target():
     np.testing.assert_array_equal(again["rf"], out["rf"])  # seeded
 
 
+def test_mlp_input_clip_bounds_a_wild_test_row():
+    # feature 0 is nearly constant on train; one test row has it 1e6 sd out (Magpie's mp_e_form case)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(160, 3))
+    x[:, 0] = 1.0 + 1e-6 * rng.normal(size=160)
+    y = x[:, 1] - x[:, 2]
+    X = {"train": x[:100], "val": x[100:130], "test": x[130:].copy()}
+    X["test"][0, 0] = 2.0
+    Y = {"train": y[:100], "val": y[100:130], "test": y[130:]}
+    over = {"predictors": ["mlp"], "mlp_train": {"lr": 0.003, "batch_size": 32, "max_epochs": 3, "patience": 3, "loss": "l1"}}
+    free = represent.train_predictors(X, Y, _cfg(**over), seed=0)["mlp"]
+    clipped = represent.train_predictors(X, Y, _cfg(mlp_input_clip=10.0, **over), seed=0)["mlp"]
+    np.testing.assert_allclose(clipped[1:], free[1:], rtol=1e-5, atol=1e-6)  # ordinary rows: inside +-10 sd
+    assert abs(free[0]) > 100 * np.abs(Y["test"]).max()  # the wild row, unclipped
+    assert abs(clipped[0]) < 10 * np.abs(Y["test"]).max()
+
+
 # ---------------------------------------------------------------------------------- claim check
 def _model(rep, pred, mae, std):
     return {"representation": rep, "predictor": pred, "mae": mae, "mae_std": std, "per_seed": [{}, {}, {}]}

@@ -113,7 +113,7 @@ def test_gan_metrics_cover_every_target_representation_and_predictor(smoke_repo)
     repo, _ = smoke_repo
     train = json.loads((repo / "metrics" / "gan" / "training.json").read_text())
     assert train["profile"] == "smoke" and len(train["history"]["critic_loss"]) == 2
-    assert float(train["reported"]["first"]) == 4.1e13 and train["reported"]["last"] == 0.3194
+    assert "reported" not in train  # the abstract's numbers join ours in the report, not in a training output
     assert len(list((repo / "models" / "gan").glob("*.pt"))) == 2
     for target in GAN_TARGETS:
         m = json.loads((repo / "metrics" / "gan" / f"{target}.json").read_text())

@@ -62,3 +62,14 @@ def test_committed_readme_matches_committed_metrics(tmp_path, monkeypatch):
     text = (root / "README.md").read_text()
     block = text.split(report.README_START, 1)[1].split(report.README_END, 1)[0].strip()
     assert block == report.results_markdown(report.papers_with_metrics()).strip()
+
+
+def test_gan_reported_losses_are_numbers_not_strings(tmp_path):
+    from matrepro.papers.gan.report import reported_losses
+
+    rep = reported_losses()  # the committed data/reported.yaml
+    assert rep == {"first": 4.1e13, "last": 0.3194} and all(isinstance(v, float) for v in rep.values())
+    # YAML 1.1 (PyYAML) reads "4.1e13" (no dot, no exponent sign) as a string: the file must say 4.1e+13
+    bad = tmp_path / "reported.yaml"
+    bad.write_text("gan:\n  statements:\n    - {quantity: discriminator total loss on the test set (first), value: 4.1e13}\n")
+    assert isinstance(reported_losses(bad)["first"], str) and reported_losses(bad)["last"] is None

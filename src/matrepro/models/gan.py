@@ -35,6 +35,8 @@ large, as the 4.1e13 of the Symmetry abstract).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -171,10 +173,16 @@ class MatGANGenerator(nn.Module):
     (MatGAN reshapes the Linear output channels-last, here channels-first: the two differ by a fixed
     permutation of the Linear's outputs, so they describe the same family of functions.)
 
+    ``init_density`` (optional, in (0, 1)): the last layer's bias starts at logit(init_density), so
+    that every cell of a fresh generator's table starts near that value instead of 0.5. With the
+    training tables' density (~3 filled cells of 680, 0.005) the generator starts from the sparse
+    regime of real compositions rather than from "every element present" (the prior-probability
+    bias initialisation of Lin et al. 2017, RetinaNet); None keeps torch's default.
+
     Parameters at width 1 (noise 128): 1,911,393.
     """
 
-    def __init__(self, noise_dim: int = 128, width: float = 1.0):
+    def __init__(self, noise_dim: int = 128, width: float = 1.0, init_density: float | None = None):
         super().__init__()
         self.noise_dim = int(noise_dim)
         c0 = _ch(SEED_SHAPE[0], width)
@@ -190,6 +198,12 @@ class MatGANGenerator(nn.Module):
             layers += [nn.Sigmoid()] if i == last else [nn.BatchNorm2d(c), nn.ReLU()]
             c_in = c
         self.net = nn.Sequential(*layers)
+        if init_density is not None:
+            p = float(init_density)
+            if not 0.0 < p < 1.0:
+                raise MatreproError(f"params.yaml: generator init_density must lie in (0, 1), got {init_density!r}")
+            with torch.no_grad():
+                layers[-2].bias.fill_(math.log(p / (1.0 - p)))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(self.fc(z).view(-1, *self.seed_shape))

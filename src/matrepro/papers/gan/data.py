@@ -160,7 +160,6 @@ def _supercon(cfg: dict, root: Path, flog: FilterLog) -> tuple[pd.DataFrame, np.
     return df, supercon_split(df, int(cfg["split_seed"]))
 
 
-# -------------------------------------------------------------------------------------- matbench
 # --------------------------------------------------------------------------------------- targets
 def load_target(name: str, cfg: dict, root: Path | None = None) -> tuple[dict[str, pd.DataFrame], FilterLog]:
     """{'train','val','test'} DataFrames (columns row, formula, target) of one target after the
@@ -244,7 +243,6 @@ def leaking_compositions(train_formulas, cfg: dict, root: Path | None = None) ->
     for _, keys in _test_sets(cfg, root, cache):
         leaks |= train & keys
     return leaks
-
 
 
 # ----------------------------------------------------------------------------- the 85 x 8 tables

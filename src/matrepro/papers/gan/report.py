@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from ...core.paths import metrics_dir
+from ...core.reported import reported_sections
 from .compare import claim_check, compact_table
 
 FIGURES = [  # shown in the project report, in this order
@@ -18,15 +19,24 @@ FIGURES = [  # shown in the project report, in this order
     ("gan_coverage", "gan: how much of each target the 85 x 8 table encodes"),
 ]
 NON_TARGET = ("training", "generator")
+LOSS_FIRST = "discriminator total loss on the test set (first)"  # quantities of data/reported.yaml, gan
+LOSS_LAST = "discriminator total loss on the test set (last)"
 UNITS = {"oqmd_gap": "(eV)", "oqmd_eform": "(eV/atom)", "mp_gap": "(eV)", "mp_e_form": "(eV/atom)", "supercon_tc": "(K)"}
 
 
 def _num(v) -> str:
-    """A reported number as text; YAML 1.1 reads 4.1e13 (no dot, no exponent sign) as a string."""
+    """A reported number as text ("–" when missing)."""
     try:
         return f"{float(v):g}"
     except (TypeError, ValueError):
         return "–"
+
+
+def reported_losses(path=None) -> dict:
+    """The abstract's first and last "total discriminator loss on the test set" from
+    ``data/reported.yaml`` ({"first", "last"}; None where a statement is missing)."""
+    sts = {s["quantity"]: s.get("value") for s in reported_sections(path).get("gan", {}).get("statements", [])}
+    return {"first": sts.get(LOSS_FIRST), "last": sts.get(LOSS_LAST)}
 
 
 def load_metrics(mdir: str | Path | None = None) -> dict[str, dict]:
@@ -45,7 +55,7 @@ def results_markdown(mdir=None) -> str:
     if "training" in ms:
         t = ms["training"]
         first, last = t["holdout_critic_loss"]["first"], t["holdout_critic_loss"]["last"]
-        rep = t.get("reported", {})
+        rep = reported_losses()
         parts.append(f"Held-out critic loss (our analogue of the abstract's \"total discriminator loss on the test "
                      f"set\"): {first:.4g} before training → {last:.4g} after {len(t['history']['critic_loss'])} epochs "
                      f"(paper: {_num(rep.get('first'))} → {_num(rep.get('last'))}; not the same quantity); "

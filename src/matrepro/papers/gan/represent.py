@@ -166,7 +166,10 @@ def train_predictors(X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: di
       max_features=cfg["rf"].get("max_features", 1.0), random_state=seed) on the raw features (inf -> NaN; sklearn's forest handles NaN);
     * ``mlp``: the registered ``mlp`` (cfg["mlp"] arguments) through ``core.train.fit`` with
       ``TrainConfig.from_dict(cfg["mlp_train"])``; inputs standardised on train, NaN/inf -> 0
-      after scaling; the target z-scored on train (``TargetScaler``) and unscaled back.
+      after scaling, then clipped to +-``cfg["mlp_input_clip"]`` standard deviations (when set:
+      a feature that is nearly constant on train must not turn one unusual test row into an
+      input thousands of standard deviations out); the target z-scored on train
+      (``TargetScaler``) and unscaled back.
 
     ``timings`` (optional) receives the seconds each predictor took."""
     from sklearn.ensemble import RandomForestRegressor
@@ -190,8 +193,12 @@ def train_predictors(X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: di
             sc = StandardScaler().fit(_nonfinite_to_nan(X["train"]))
             ys = TargetScaler(y["train"])
 
+            clip = cfg.get("mlp_input_clip")
+
             def fb(s):
                 xs = np.nan_to_num(sc.transform(_nonfinite_to_nan(X[s])), nan=0.0, posinf=0.0, neginf=0.0)
+                if clip is not None:
+                    xs = np.clip(xs, -float(clip), float(clip))
                 return FeatureBatch(torch.as_tensor(xs, dtype=torch.float32),
                                     torch.as_tensor(ys.scale(y[s]), dtype=torch.float32))
 
@@ -363,9 +370,7 @@ def run_target(parts: dict[str, pd.DataFrame], tables: dict[str, np.ndarray], st
     return res, out_pred
 
 
-# ----------------------------------------------------------------------------------- summaries
-
-
+# ------------------------------------------------------------------------------- the stage
 def run_representation(target: str, cfg: dict, model_dir, root=None, magpie_cache: dict | None = None
                        ) -> tuple[dict, pd.DataFrame]:
     """The gan_represent stage for one target: its parts (``data.load_target``), their 85 x 8
