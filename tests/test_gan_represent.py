@@ -201,6 +201,9 @@ def test_generator_report_by_composition_key():
     assert rep["n_unique"] == 4 and rep["unique_share"] == pytest.approx(4 / 5)  # Fe2O3 = Fe4O6
     assert rep["n_novel"] == 3 and rep["novel_share"] == pytest.approx(3 / 4)  # NaCl is in training
     assert rep["novel_examples"] == ["Fe2O3", "LiFePO4"]  # valid, novel, first seen
+    el = generate.generator_report(["Zn", "Fe2O3", "Zn2", "Cu"], ["NaCl"])
+    assert el["n_valid_novel"] == 3 and el["novel_examples"] == ["Zn", "Fe2O3", "Cu"]
+    assert el["n_valid_novel_compounds"] == 1 and el["novel_compound_examples"] == ["Fe2O3"]  # elements are no new materials
     assert generate.generator_report([None], ["NaCl"])["n_decodable"] == 0
 
 

@@ -136,7 +136,10 @@ def generator_report(generated: list, training: list[str], n_examples: int = 20)
     * ``unique_share`` = distinct compositions / decodable;
     * ``novel_share`` = distinct compositions not among the training compositions / distinct;
     * ``novel_examples``: up to ``n_examples`` valid novel formulas, one per composition, in the
-      order first generated."""
+      order first generated;
+    * ``n_valid_novel_compounds`` and ``novel_compound_examples``: the same, of two or more elements
+      (a pure element is "novel" whenever the training set holds no elemental entry, as OQMD's
+      formation-enthalpy files do not, but it is no hypothetical material)."""
     decodable = [f for f in generated if isinstance(f, str) and f.strip()]
     keys = composition_keys(decodable, file="generated formulas")
     train_keys = set(composition_keys(training, file="training compositions"))
@@ -145,15 +148,18 @@ def generator_report(generated: list, training: list[str], n_examples: int = 20)
     for i, k in enumerate(keys):
         first.setdefault(k, i)
     novel = [k for k in first if k not in train_keys]
-    examples = [decodable[first[k]] for k in novel if valid[first[k]]][:n_examples]
+    valid_novel = [k for k in novel if valid[first[k]]]
+    compounds = [k for k in valid_novel if "," in k]  # composition keys join elements with ","
+    examples = [decodable[first[k]] for k in valid_novel][:n_examples]
     n, nd, nu = len(generated), len(decodable), len(first)
     share = lambda a, b: float(a / b) if b else float("nan")  # noqa: E731
     return {"n_generated": n, "n_decodable": nd, "decodable_share": share(nd, n),
             "n_valid": int(valid.sum()), "valid_share": share(int(valid.sum()), nd),
             "n_unique": nu, "unique_share": share(nu, nd),
             "n_novel": len(novel), "novel_share": share(len(novel), nu),
-            "n_valid_novel": int(sum(bool(valid[first[k]]) for k in novel)),
-            "n_training_compositions": len(train_keys), "novel_examples": examples}
+            "n_valid_novel": len(valid_novel), "n_valid_novel_compounds": len(compounds),
+            "n_training_compositions": len(train_keys), "novel_examples": examples,
+            "novel_compound_examples": [decodable[first[k]] for k in compounds][:n_examples]}
 
 
 def _element_sets(formulas) -> list[frozenset[str]]:
