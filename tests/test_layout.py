@@ -367,3 +367,14 @@ def test_the_dep_check_catches_a_missing_and_an_extra_dep():
     extra = {**spec, "deps": spec["deps"] + ["src/matrepro/papers/capnet/data.py"]}
     problems, _ = stage_problems(extra, matrepro_graph())
     assert any("extra deps" in p and "capnet/data.py" in p for p in problems), problems
+
+
+def test_report_stage_lists_every_figure_it_embeds():
+    # the project report embeds each paper's FIGURES (base64 in reports/report.html): a figure that is
+    # no dep leaves the report stale, unseen by dvc, when its stage re-runs
+    from matrepro import report
+
+    papers = [p.name for p in (ROOT / "src" / PKG / "papers").iterdir() if (p / "report.py").is_file()]
+    embedded = {f"figures/{name}.png" for name, _ in report.figures(sorted(papers))}
+    missing = embedded - set(STAGES["report"]["deps"])
+    assert embedded and not missing, f"report stage misses figure deps: {sorted(missing)}"
