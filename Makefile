@@ -12,7 +12,19 @@ PIP_FLAGS ?= -qq --disable-pip-version-check  # -qq: errors only (this machine's
 
 .PHONY: install reproduce test status mp-refresh clean-venv
 
-$(STAMP): pyproject.toml
+# GPAW (epdi) compiles against these Debian packages; installed only when one is missing.
+SYS_PKGS := libxc-dev libopenblas-dev libopenmpi-dev
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+
+.PHONY: system-deps
+system-deps:
+	@dpkg -s $(SYS_PKGS) >/dev/null 2>&1 || { \
+	  echo "installing $(SYS_PKGS) (needed to build GPAW)"; \
+	  $(SUDO) apt-get install -y -qq $(SYS_PKGS) >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(SYS_PKGS) >/dev/null; } || \
+	  { echo "could not install $(SYS_PKGS): install them (Debian/Ubuntu) or use environment.yml (conda-forge gpaw)"; exit 1; }; }
+
+$(STAMP): pyproject.toml | system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
 	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[test]'

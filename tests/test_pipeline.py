@@ -23,6 +23,12 @@ CGCNN_FIGURES = ["cgcnn_data", "cgcnn_verify", "cgcnn_paper", "cgcnn_matbench", 
 GAN_TARGETS = ["oqmd_gap", "oqmd_eform", "mp_gap", "mp_e_form", "supercon_tc"]
 GAN_NOTEBOOKS = ["gan_data", "gan_train", "gan_generate"] + [f"gan_represent_{t}" for t in GAN_TARGETS]
 GAN_FIGURES = ["gan_coverage", "gan_losses", "gan_generator"]
+EPDI_NOTEBOOKS = ["epdi_generate", "epdi_correlation", "epdi_train", "epdi_curves"]
+EPDI_FIGURES = ["epdi_maps", "epdi_correlation", "epdi_models", "epdi_learning_curve", "epdi_pes"]
+# Regenerating the smoke data set reproduces tests/fixtures/epdi_smoke within these tolerances (seen on
+# the machine that made the fixture: identical to the written precision, 1e-6 eV and float32 maps; the
+# margin is for another CPU's BLAS, whose rounding can move a relaxation's or an SCF's last steps).
+EPDI_TOL_EV, EPDI_TOL_V = 1e-3, 1e-3
 
 
 def _run(cmd, cwd, env):
@@ -69,12 +75,13 @@ def test_metrics_cover_every_model_feature_set_and_split(smoke_repo):
 
 def test_outputs_notebooks_figures_and_offline_html(smoke_repo):
     repo, _ = smoke_repo
-    for png in ["capnet_data", "capnet_mae", "capnet_parity"] + LGDCNN_FIGURES + CGCNN_FIGURES + GAN_FIGURES:
+    for png in ["capnet_data", "capnet_mae", "capnet_parity"] + LGDCNN_FIGURES + CGCNN_FIGURES + GAN_FIGURES + EPDI_FIGURES:
         assert (repo / "figures" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
     executed = sorted(p.name for p in (repo / "notebooks" / "executed").glob("*.ipynb"))
     assert executed == sorted(["capnet_preprocess.ipynb", "capnet_evaluate.ipynb", "report.ipynb"]
                               + [f"capnet_train_{a}.ipynb" for a in ARCHS]
-                              + [f"{n}.ipynb" for n in LGDCNN_NOTEBOOKS + CGCNN_NOTEBOOKS + GAN_NOTEBOOKS])
+                              + [f"{n}.ipynb" for n in LGDCNN_NOTEBOOKS + CGCNN_NOTEBOOKS + GAN_NOTEBOOKS
+                                                         + EPDI_NOTEBOOKS])
     for html in (repo / "reports").glob("*.html"):
         text = html.read_text()
         assert not re.search(r"<(script|link)[^>]+(src|href)=\"https?://", text), html.name
@@ -126,6 +133,39 @@ def test_gan_metrics_cover_every_target_representation_and_predictor(smoke_repo)
     assert gen["n_generated"] == 200 and 0 <= gen["n_decodable"] <= 200
     status = (repo / "data" / "processed" / "gan" / "gan_status.csv").read_text()
     assert status.startswith("row,formula,status,reason,max_fraction_error,part")
+
+
+def test_epdi_smoke_regenerates_the_committed_fixture_within_tolerance(smoke_repo):
+    import numpy as np
+    import pandas as pd
+
+    repo, _ = smoke_repo
+    fix, new = ROOT / "tests" / "fixtures" / "epdi_smoke", repo / "data" / "epdi"
+    for name, cols in (("records", ["x", "y", "z_li", "energy", "e_b"]), ("paths", ["e_b_saddle", "barrier"])):
+        a, b = pd.read_csv(fix / f"{name}.csv"), pd.read_csv(new / f"{name}.csv")
+        assert len(a) == len(b) and list(a.columns) == list(b.columns), name
+        for c in cols:
+            assert np.abs(a[c].to_numpy() - b[c].to_numpy()).max() <= EPDI_TOL_EV, (name, c)
+    za, zb = np.load(fix / "maps.npz"), np.load(new / "maps.npz")
+    assert sorted(za.files) == sorted(zb.files)
+    for k in za.files:
+        assert np.abs(za[k] - zb[k]).max() <= EPDI_TOL_V, k
+
+
+def test_epdi_metrics_hold_every_experiment(smoke_repo):
+    repo, _ = smoke_repo
+    ds = json.loads((repo / "metrics" / "epdi" / "dataset.json").read_text())
+    assert ds["profile"] == "smoke" and ds["saddles"] >= 4 and ds["failures"] == 0
+    corr = json.loads((repo / "metrics" / "epdi" / "correlation.json").read_text())
+    assert corr["n_sites"] >= 3 and -1 <= corr["pearson_r"] <= 1
+    models = json.loads((repo / "metrics" / "epdi" / "models.json").read_text())
+    names = {(r["model"], r["source"]) for r in models["summary"]}
+    assert ("densenet121", "epdi source task") in names and ("densenet121", "scratch") in names
+    assert ("efficientnet_lite0", "ImageNet (EfficientNet-Lite0 wheel)") in names
+    assert {"ridge on crop statistics", "rf on crop statistics"} <= {m for m, _ in names}
+    curve = json.loads((repo / "metrics" / "epdi" / "curve.json").read_text())
+    assert curve["pes"]["n_paths"] >= 1 and curve["pes"]["timing"]["speedup"] > 0
+    assert len(list((repo / "models" / "epdi").glob("source_*.pt"))) == 1
 
 
 def test_lgdcnn_metrics_cover_all_28_datasets(smoke_repo):

@@ -1,0 +1,196 @@
+"""Doped MX2 monolayers, Li adsorption sites and the diffusion paths between them (ASE).
+
+Hosts are monolayers in the phase each prefers as a free-standing sheet (2H trigonal prismatic for
+the group VIB disulfides and 2H-NbS2/TaS2; 1T octahedral for the group IVB disulfides and VS2).
+Lattice constants and metal-chalcogen heights are PBE values of the C2DB database (Haastrup et al.,
+2D Mater. 5, 042002, 2018), rounded to 0.01 A; the slab geometry is then relaxed with CHGNet at
+fixed cell. An ``n x n`` supercell holds one dopant on the metal site at the origin.
+
+Sites (the issue's "top-of-metal" and "hollow"):
+
+* ``T`` — on top of a metal atom;
+* ``H`` — on top of the hexagon centre, the one of the two threefold positions that has no top-layer
+  chalcogen under it (in 2H it is above the empty prism; in 1T above a bottom-layer chalcogen).
+
+Symmetry-equivalent sites and paths repeat the same image and the same energy, which would leak
+between a training and a test set, so only distinct ones are kept: two sites (or two T-H paths) are
+the same when their kinds and their periodic distances to the dopant agree to 0.01 A (in the
+undoped cell every T is one site and every T-H path one path).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...core.errors import MatreproError
+
+# phase, a (A), M-X height (A): C2DB PBE, rounded
+HOSTS: dict[str, tuple[str, float, float]] = {
+    "TiS2": ("1T", 3.41, 1.42),
+    "ZrS2": ("1T", 3.69, 1.45),
+    "HfS2": ("1T", 3.64, 1.46),
+    "VS2": ("1T", 3.17, 1.49),
+    "NbS2": ("2H", 3.34, 1.57),
+    "TaS2": ("2H", 3.34, 1.57),
+    "CrS2": ("2H", 3.05, 1.47),
+    "MoS2": ("2H", 3.18, 1.56),
+    "WS2": ("2H", 3.18, 1.57),
+    "MoSe2": ("2H", 3.32, 1.67),
+    "WSe2": ("2H", 3.32, 1.68),
+}
+GROUP = {"Ti": "IVB", "Zr": "IVB", "Hf": "IVB", "V": "VB", "Nb": "VB", "Ta": "VB",
+         "Cr": "VIB", "Mo": "VIB", "W": "VIB"}
+DOPANTS = ("Sc", "Ti", "Zr", "Hf", "V", "Nb", "Ta", "Cr", "Mo", "W", "Mn", "Re", "Fe", "Co", "Ni")
+SITE_KINDS = ("T", "H")
+
+
+def host_metal(host: str) -> str:
+    check_host(host)
+    return host.rstrip("0123456789").removesuffix("Se").removesuffix("S")
+
+
+def check_host(host: str) -> None:
+    if host not in HOSTS:
+        raise MatreproError(f"params.yaml: field 'hosts': unknown host {host!r}; known: {sorted(HOSTS)}")
+
+
+def check_dopant(host: str, dopant: str | None) -> None:
+    check_host(host)
+    if dopant is None:
+        return
+    if dopant not in DOPANTS:
+        raise MatreproError(f"params.yaml: field 'dopants': unknown dopant {dopant!r} for host {host}; "
+                            f"known: {list(DOPANTS)}")
+    if dopant == host_metal(host):
+        raise MatreproError(f"params.yaml: field 'dopants': dopant {dopant!r} equals the metal of host {host} "
+                            "(the undoped host is always included; list only foreign metals)")
+
+
+class ConfigFailed(MatreproError):
+    """A configuration (an SCF, a relaxation or an NEB) that failed; recorded with its reason."""
+
+
+def top_z(slab) -> float:
+    """z of the top chalcogen layer (A)."""
+    sym = np.array(slab.get_chemical_symbols())
+    return float(slab.positions[np.isin(sym, ["S", "Se"]), 2].max())
+
+
+def build_slab(host: str, dopant: str | None, n: int, vacuum: float):
+    """The n x n supercell of ``host`` with ``dopant`` on the metal at the origin, centred in z with
+    ``vacuum`` A above and below."""
+    from ase.build import mx2
+
+    check_dopant(host, dopant)
+    if n < 1:
+        raise MatreproError(f"params.yaml: field 'supercell': must be >= 1, got {n}")
+    phase, a, dz = HOSTS[host]
+    slab = mx2(formula=host, kind=phase, a=a, thickness=2 * dz, size=(n, n, 1), vacuum=vacuum)
+    metal = host_metal(host)
+    idx = [i for i, s in enumerate(slab.get_chemical_symbols()) if s == metal]
+    origin = min(idx, key=lambda i: np.linalg.norm(slab.positions[i, :2]))
+    # put that metal at the lateral origin
+    slab.positions[:, :2] -= slab.positions[origin, :2]
+    slab.wrap()
+    if dopant:
+        slab[origin].symbol = dopant
+    slab.info.update(host=host, dopant=dopant or "", phase=phase, a=a, n=n, dopant_index=origin)
+    return slab
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str        # e.g. "T3"
+    kind: str        # T | H
+    xy: tuple[float, float]
+    dist: float      # periodic lateral distance to the dopant (metal at the origin), A
+
+
+def _pdist(cell2: np.ndarray, xy: np.ndarray, ref=(0.0, 0.0)) -> float:
+    """Minimum-image lateral distance in a 2-D periodic cell (rows of ``cell2`` are a1, a2)."""
+    frac = np.linalg.solve(cell2.T, np.asarray(xy) - np.asarray(ref))
+    best = np.inf
+    for i in (-1, 0, 1):
+        for j in (-1, 0, 1):
+            f = frac - np.round(frac) + (i, j)
+            best = min(best, float(np.linalg.norm(f @ cell2)))
+    return best
+
+
+def all_sites(slab) -> list[Site]:
+    """Every T and H site of the slab (n^2 of each)."""
+    n, metal_xy = slab.info["n"], []
+    cell2 = np.asarray(slab.cell)[:2, :2]
+    zs = slab.positions[:, 2]
+    sym = np.array(slab.get_chemical_symbols())
+    metals = [i for i, s in enumerate(sym) if s != "S" and s != "Se"]
+    chalc = [i for i, s in enumerate(sym) if s in ("S", "Se")]
+    ztop = zs[chalc].max()
+    top = [i for i in chalc if zs[i] > ztop - 0.5]
+    metal_xy = slab.positions[metals, :2]
+    unit = cell2 / n
+    cands = [(1 / 3, 2 / 3), (2 / 3, 1 / 3)]
+    top_frac = np.linalg.solve(unit.T, slab.positions[top[0], :2]) % 1.0
+    occupied = min(range(2), key=lambda k: np.linalg.norm(((top_frac - cands[k] + 0.5) % 1.0) - 0.5))
+    hollow = np.array(cands[1 - occupied]) @ unit
+    sites = []
+    for k, xy in enumerate(sorted(map(tuple, np.round(metal_xy, 6)), key=lambda p: (_pdist(cell2, p), p))):
+        sites.append(Site(f"T{k}", "T", (float(xy[0]), float(xy[1])), round(_pdist(cell2, xy), 4)))
+    hx = [tuple(np.asarray(xy) + hollow) for xy in metal_xy]
+    for k, xy in enumerate(sorted(hx, key=lambda p: (_pdist(cell2, p), p))):
+        sites.append(Site(f"H{k}", "H", (float(xy[0]), float(xy[1])), round(_pdist(cell2, xy), 4)))
+    return sites
+
+
+def distinct_sites(slab) -> list[Site]:
+    """One site per (kind, distance to the dopant) class; all T (all H) alike when undoped."""
+    doped = bool(slab.info.get("dopant"))
+    seen, out = set(), []
+    for s in all_sites(slab):
+        key = (s.kind, round(s.dist, 2) if doped else 0.0)
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out
+
+
+def check_site(slab, xy) -> None:
+    cell2 = np.asarray(slab.cell)[:2, :2]
+    frac = np.linalg.solve(cell2.T, np.asarray(xy, float))
+    if np.any(frac < -1e-6) or np.any(frac > 1 + 1e-6):
+        raise MatreproError(f"site {tuple(np.round(xy, 3))} A lies outside the {slab.info.get('n')}x"
+                            f"{slab.info.get('n')} cell of {slab.info.get('host')} (fractional {np.round(frac, 3)})")
+
+
+@dataclass(frozen=True)
+class Path:
+    name: str
+    start: Site   # a T site
+    end: Site     # a neighbouring H site (end.xy is the H image nearest start, possibly outside the cell)
+
+
+def distinct_paths(slab) -> list[Path]:
+    """Every T -> neighbouring H hop, one per (distance of T, distance of H to the dopant) class."""
+    cell2 = np.asarray(slab.cell)[:2, :2]
+    a = slab.info["a"]
+    sites = all_sites(slab)
+    ts = [s for s in sites if s.kind == "T"]
+    hs = [s for s in sites if s.kind == "H"]
+    doped = bool(slab.info.get("dopant"))
+    seen, out = set(), []
+    for t in ts:
+        for h in hs:
+            for i in (-1, 0, 1):
+                for j in (-1, 0, 1):
+                    xy = np.asarray(h.xy) + i * cell2[0] + j * cell2[1]
+                    d = np.linalg.norm(xy - np.asarray(t.xy))
+                    if abs(d - a / np.sqrt(3)) > 0.05:
+                        continue
+                    key = (round(t.dist, 2), round(h.dist, 2)) if doped else (0.0, 0.0)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    end = Site(h.name, "H", (float(xy[0]), float(xy[1])), h.dist)
+                    out.append(Path(f"{t.name}-{h.name}", t, end))
+    return out
