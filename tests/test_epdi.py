@@ -361,3 +361,10 @@ def test_barrier_from_predicted_binding_energies():
     assert b.barrier_neb_eV.iloc[0] == pytest.approx(0.3)
     assert b.barrier_cnn_eV.iloc[0] == pytest.approx(0.3)  # -0.8 - (-1.1)
     assert b.abs_error.iloc[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_physics_code_change_is_a_decision_about_the_generation_cache():
+    assert generate.physics_digest() == generate.PHYSICS_DIGEST, (
+        "structures.py / energies.py / esp.py changed: if the numbers change, bump generate.GEN_VERSION "
+        "(every cached surface is recomputed); either way set generate.PHYSICS_DIGEST to "
+        f"{generate.physics_digest()!r}")

@@ -18,6 +18,7 @@ Transfer sources (``source``):
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -136,21 +137,6 @@ def _build(arch: str, source: str = "scratch", dropout: float = 0.1, image_size:
     return model
 
 
-@register("densenet121")
-def densenet121(source: str = "scratch", dropout: float = 0.1, image_size: int = 64) -> nn.Module:
-    return _build("densenet121", source, dropout, image_size)
-
-
-@register("resnet18")
-def resnet18(source: str = "scratch", dropout: float = 0.1, image_size: int = 64) -> nn.Module:
-    return _build("resnet18", source, dropout, image_size)
-
-
-@register("vgg11_bn")
-def vgg11_bn(source: str = "scratch", dropout: float = 0.1, image_size: int = 64) -> nn.Module:
-    return _build("vgg11_bn", source, dropout, image_size)
-
-
-@register("efficientnet_lite0")
-def efficientnet_lite0(source: str = "scratch", dropout: float = 0.1, image_size: int = 64) -> nn.Module:
-    return _build("efficientnet_lite0", source, dropout, image_size)
+ARCHS = ("densenet121", "resnet18", "vgg11_bn", "efficientnet_lite0")
+for _arch in ARCHS:  # build_model("densenet121", source=..., dropout=..., image_size=...)
+    register(_arch)(partial(_build, _arch))

@@ -73,6 +73,13 @@ def load_images(folder: str | Path, size: int, width: float) -> Images:
     return Images(x, rec, meta)
 
 
+def learnable(rows: pd.DataFrame) -> np.ndarray:
+    """Site images and interior NEB images (a path's endpoints repeat its sites' images)."""
+    n_img = rows.groupby(["surface", "path"]).image.transform("max").fillna(-1)
+    endpoint = (rows.kind == "neb") & ((rows.image == 0) | (rows.image == n_img))
+    return ~endpoint.to_numpy()
+
+
 def image_stats(x: np.ndarray) -> pd.DataFrame:
     """The baseline's features: mean, std, min and max of each crop, and the mean of its central
     disc of radius a quarter of the width (the "local mean ESP")."""

@@ -15,7 +15,9 @@ from .dataset import Images, image_stats
 def correlation(data: Images, groups=("VIB",)) -> tuple[dict, pd.DataFrame]:
     """Local mean ESP (mean of the crop's central disc, radius a quarter of the width) against E_b
     at the Li sites of the doped hosts of ``groups`` (the paper's first finding). Pearson and
-    Spearman r over all those sites, and within each host."""
+    Spearman r over all those sites; within each (host, site kind), where only the dopant and the
+    site's distance to it vary; and the pooled within-group r (both variables minus their
+    (host, site kind) means), which removes the offsets between hosts and between T and H sites."""
     from scipy import stats
 
     rows = data.rows
@@ -34,6 +36,11 @@ def correlation(data: Images, groups=("VIB",)) -> tuple[dict, pd.DataFrame]:
             if len(g) >= 3:
                 by[f"{host} {kind}"] = {"n": int(len(g)), "pearson_r": float(stats.pearsonr(g.local_mean_esp_V, g.e_b)[0])}
         out["by_host_site_kind"] = by
+        grp = df.groupby(["host", "site_kind"])
+        df["esp_within_V"] = df.local_mean_esp_V - grp.local_mean_esp_V.transform("mean")
+        df["e_b_within"] = df.e_b - grp.e_b.transform("mean")
+        rw, pw = stats.pearsonr(df.esp_within_V, df.e_b_within)
+        out.update(within_pearson_r=float(rw), within_pearson_p=float(pw), n_groups=int(grp.ngroups))
     return out, df
 
 
@@ -175,10 +182,21 @@ def pes_curves(data: Images, cfg: dict, source_weights: dict[str, str], paths_ta
 
 
 def save_json(obj, path) -> None:
+    """JSON with NaN written as null (a skipped run has no MAE), numpy scalars as numbers."""
     import json
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(obj, indent=1, default=_default) + "\n")
+    Path(path).write_text(json.dumps(_clean(obj), indent=1, default=_default, allow_nan=False) + "\n")
+
+
+def _clean(o):
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, (float, np.floating)) and not np.isfinite(o):
+        return None
+    return o
 
 
 def _default(o):

@@ -34,7 +34,7 @@ from ...core import train as T
 from ...core.errors import MatreproError
 from ...models import build_model
 from ...models import images as _cnn  # noqa: F401  (registers the CNNs)
-from .dataset import Images, image_stats
+from .dataset import Images, image_stats, learnable
 
 
 class ImageBatch:
@@ -58,13 +58,6 @@ class ImageBatch:
 
 def target_mask(rows: pd.DataFrame, target_hosts) -> np.ndarray:
     return rows.host.isin(list(target_hosts)).to_numpy()
-
-
-def learnable(rows: pd.DataFrame) -> np.ndarray:
-    """Site images and interior NEB images (a path's endpoints repeat its sites' images)."""
-    n_img = rows.groupby(["surface", "path"]).image.transform("max").fillna(-1)
-    endpoint = (rows.kind == "neb") & ((rows.image == 0) | (rows.image == n_img))
-    return ~endpoint.to_numpy()
 
 
 def path_key(rows: pd.DataFrame) -> pd.Series:

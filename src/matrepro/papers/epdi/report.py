@@ -47,9 +47,14 @@ def results_markdown(mdir=None) -> str:
                      f"{ds['compute_seconds'] / 60:.0f} min of compute.")
     c = ms.get("correlation")
     if c and "pearson_r" in c:
+        within = c.get("within_pearson_r")
+        by = ", ".join(f"{k} {v['pearson_r']:+.2f}" for k, v in c.get("by_host_site_kind", {}).items())
         parts.append(f"Paper's first finding (\"strong positive correlation\" of local mean ESP and E_b on doped VIB "
-                     f"hosts): Pearson r = **{c['pearson_r']:+.2f}** (Spearman ρ = {c['spearman_rho']:+.2f}, n = "
-                     f"{c['n_sites']} sites). ESP: potential of a positive test charge, V, vacuum = 0; E_b < 0 binds.")
+                     f"hosts), {c['n_sites']} sites: over all sites r = {c['pearson_r']:+.2f} (Spearman ρ = "
+                     f"{c['spearman_rho']:+.2f}); within each host and site kind, where only the dopant and the distance "
+                     f"to it change, r = {by}; pooled within those groups **r = "
+                     f"{float('nan') if within is None else within:+.2f}**. ESP: potential of a positive test charge, V, "
+                     "vacuum = 0; E_b < 0 binds.")
     m = ms.get("models")
     if m and m.get("summary"):
         t = pd.DataFrame(m["summary"])
