@@ -368,3 +368,11 @@ def test_physics_code_change_is_a_decision_about_the_generation_cache():
         "structures.py / energies.py / esp.py changed: if the numbers change, bump generate.GEN_VERSION "
         "(every cached surface is recomputed); either way set generate.PHYSICS_DIGEST to "
         f"{generate.physics_digest()!r}")
+
+
+def test_every_cnn_uses_torch_batch_norm_momentum():
+    from matrepro.models import build_model
+
+    for arch in ("densenet121", "resnet18", "vgg11_bn", "efficientnet_lite0"):
+        bns = [m for m in build_model(arch, image_size=32).modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert bns and all(abs(b.momentum - 0.1) < 1e-9 for b in bns), arch
