@@ -350,17 +350,22 @@ def test_cnn_loss_goes_down_on_a_tiny_set():
 
 
 def test_barrier_from_predicted_binding_energies():
+    # the path ends on H2, a site equivalent to the computed H0 and absent from the site rows: the
+    # endpoints are the path's own images 0 and 4
     rows = pd.DataFrame({
         "surface": ["S"] * 7, "kind": ["site", "site", "neb", "neb", "neb", "neb", "neb"],
-        "site": ["T0", "H0", "", "", "", "", ""], "path": ["", "", "T0-H0"] * 1 + ["T0-H0"] * 4,
+        "site": ["T0", "H0", "", "", "", "", ""], "path": ["", ""] + ["T0-H2"] * 5,
         "image": [-1, -1, 0, 1, 2, 3, 4], "is_saddle": [False, False, False, False, True, False, False],
         "e_b": [-1.0, -0.8, -1.0, -0.9, -0.7, -0.75, -0.8]})
     data = dataset.Images(np.zeros((7, 2, 2), np.float32), rows, {})
-    pred = np.array([-1.1, -0.85, 0, 0, -0.8, 0, 0])
-    b = learn.barrier_errors(pred, data, ["S|T0-H0"])
+    pred = np.array([9.0, 9.0, -1.1, 0.0, -0.8, 0.0, -0.85])  # the site rows' predictions are not used
+    b = learn.barrier_errors(pred, data, ["S|T0-H2"])
+    assert len(b) == 1
     assert b.barrier_neb_eV.iloc[0] == pytest.approx(0.3)
-    assert b.barrier_cnn_eV.iloc[0] == pytest.approx(0.3)  # -0.8 - (-1.1)
+    assert b.barrier_cnn_eV.iloc[0] == pytest.approx(0.3)  # -0.8 - min(-1.1, -0.85)
     assert b.abs_error.iloc[0] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(MatreproError, match="saddles"):
+        learn.barrier_errors(pred, data, ["S|T9-H9"])  # a path that is not there is an error, not a skip
 
 
 def test_physics_code_change_is_a_decision_about_the_generation_cache():

@@ -128,7 +128,8 @@ def learning_curve(data: Images, cfg: dict, source_weights: dict[str, str]) -> p
 
 
 def pes_curves(data: Images, cfg: dict, source_weights: dict[str, str], paths_table: pd.DataFrame):
-    """Train the curve model at ``table_fraction`` (draw 0), predict E_b along every held-out path,
+    """Train the curve model at ``table_fraction`` (draw 0), predict E_b along every held-out path
+    (every NEB image, endpoints included),
     and time the CNN route (crop + predict) against the NEB's own wall time.
     Returns (curves per image, barriers per path, timing dict)."""
     lc = cfg["learn"]
@@ -140,20 +141,10 @@ def pes_curves(data: Images, cfg: dict, source_weights: dict[str, str], paths_ta
     pred = learn.predict(model, sc, data.x)
     rows = data.rows.assign(pred=pred, key=learn.path_key(data.rows))
     curves = []
-    sites = rows[rows.kind == "site"].set_index(["surface", "site"])
-    for key in split.test_paths:
-        p = rows[(rows.key == key) & (rows.kind == "neb")].sort_values("image")
-        surface, name = key.split("|")
-        a, b = name.split("-")
-        for _, r in p.iterrows():
-            if r.image == 0:
-                pr = sites.loc[(surface, a)].pred
-            elif r.image == p.image.max():
-                pr = sites.loc[(surface, b)].pred
-            else:
-                pr = r.pred
+    for key in split.test_paths:  # endpoints: the path's own image 0 and n+1, predicted like any image
+        for r in rows[(rows.key == key) & (rows.kind == "neb")].sort_values("image").itertuples():
             curves.append({"path": key, "image": int(r.image), "is_saddle": bool(r.is_saddle), "e_b_neb": r.e_b,
-                           "e_b_cnn": float(pr)})
+                           "e_b_cnn": float(r.pred)})
     curves = pd.DataFrame(curves)
     barriers = learn.barrier_errors(pred, data, split.test_paths)
     # wall time: the CNN route for one path = crop its images + predict; NEB = the generation's seconds

@@ -18,7 +18,7 @@ training images (seeded) is held out for early stopping. Metrics: MAE on the tes
 E_b (the paper's 0.0444 eV at f = 0.33), MAE on all test images, and the barrier error.
 
 Predicted barrier of a test path: the CNN's E_b at its NEB saddle position minus the lower of its
-two endpoint sites' E_b as the CNN predicts them — the paper's construction (a potential-energy
+two endpoints' E_b as the CNN predicts them — the paper's construction (a potential-energy
 curve made of predicted binding energies along the path); the reference is the NEB barrier.
 """
 from __future__ import annotations
@@ -202,23 +202,18 @@ def evaluate_split(pred: np.ndarray, data: Images, split: Split) -> dict:
 
 
 def barrier_errors(pred: np.ndarray, data: Images, paths: list[str]) -> pd.DataFrame:
-    """Per path: NEB barrier and the barrier from predicted E_b (saddle image minus the lower of
-    the two endpoint sites)."""
+    """Per path: the NEB barrier and the barrier from predicted E_b: the saddle image's minus the
+    lower of the two endpoints'. The endpoints are the path's own image 0 and image n+1 (their crops
+    are those of its two sites, or of sites equivalent to them), predicted like any image."""
     rows = data.rows.assign(pred=pred, key=path_key(data.rows))
-    sites = rows[rows.kind == "site"].set_index(["surface", "site"])
     recs = []
     for key in paths:
-        p = rows[(rows.key == key) & (rows.kind == "neb")]
+        p = rows[(rows.key == key) & (rows.kind == "neb")].sort_values("image")
         sad = p[p.is_saddle]
-        if not len(sad):
-            continue
-        surface, name = key.split("|")
-        a, b = name.split("-")
-        try:
-            ends = sites.loc[[(surface, a), (surface, b)]]
-        except KeyError:
-            continue
-        e_neb = float(sad.e_b.iloc[0] - min(p.e_b.iloc[0], p.e_b.iloc[-1]))
+        if len(sad) != 1 or len(p) < 3:
+            raise MatreproError(f"path {key}: {len(p)} NEB images and {len(sad)} saddles in the data set")
+        ends = p.iloc[[0, -1]]
+        e_neb = float(sad.e_b.iloc[0] - ends.e_b.min())
         e_cnn = float(sad.pred.iloc[0] - ends.pred.min())
         recs.append({"path": key, "barrier_neb_eV": e_neb, "barrier_cnn_eV": e_cnn, "abs_error": abs(e_cnn - e_neb)})
     return pd.DataFrame(recs)
