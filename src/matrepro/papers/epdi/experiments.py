@@ -105,9 +105,12 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     return s.reset_index().sort_values("mae_saddle_eV").reset_index(drop=True)
 
 
-def learning_curve(data: Images, cfg: dict, source_weights: dict[str, str]) -> pd.DataFrame:
+def learning_curve(data: Images, cfg: dict, source_weights: dict[str, str], keep: dict | None = None) -> pd.DataFrame:
     """MAE on the test paths' saddles against the fraction of saddle points in training, for the
-    curve model (DenseNet121 from the source task) and the ridge baseline, on seeded draws."""
+    curve model (DenseNet121 from the source task) and the ridge baseline, on seeded draws.
+
+    If ``keep`` is a dict, the model trained at ``table_fraction``, draw 0 is stored in it
+    (``model``, ``scaler``): :func:`pes_curves` uses exactly that model and need not train it again."""
     lc = cfg["learn"]
     arch, source = lc["curve_model"]
     rows = []
@@ -118,6 +121,8 @@ def learning_curve(data: Images, cfg: dict, source_weights: dict[str, str]) -> p
             model, sc, hist, secs = learn.train_cnn(arch, src, data, split.train, split.val, lc, seed=draw,
                                                     desc=f"f={frac} draw {draw}", lr=learn.lr_for(source, lc))
             p = learn.predict(model, sc, data.x)
+            if keep is not None and frac == lc["table_fraction"] and draw == 0:
+                keep.update(model=model, scaler=sc)
             rows.append({"model": f"{arch} ({learn.model_label(arch, source)})", "fraction": frac, "draw": draw,
                          **learn.evaluate_split(p, data, split), "epochs": hist.epochs, "train_seconds": secs})
             for kind in lc["baselines"]:
@@ -127,17 +132,22 @@ def learning_curve(data: Images, cfg: dict, source_weights: dict[str, str]) -> p
     return pd.DataFrame(rows)
 
 
-def pes_curves(data: Images, cfg: dict, source_weights: dict[str, str], paths_table: pd.DataFrame):
-    """Train the curve model at ``table_fraction`` (draw 0), predict E_b along every held-out path
-    (every NEB image, endpoints included),
-    and time the CNN route (crop + predict) against the NEB's own wall time.
+def pes_curves(data: Images, cfg: dict, source_weights: dict[str, str], paths_table: pd.DataFrame,
+               trained: dict | None = None):
+    """The curve model at ``table_fraction`` (draw 0) predicts E_b along every held-out path (every
+    NEB image, endpoints included); the CNN route (crop + predict) is timed against the NEB's own
+    wall time. ``trained`` is the ``keep`` dict filled by :func:`learning_curve` (the same split and
+    seed); without it the model is trained here.
     Returns (curves per image, barriers per path, timing dict)."""
     lc = cfg["learn"]
     arch, source = lc["curve_model"]
     split = learn.saddle_split(data.rows, lc["target_hosts"], lc["table_fraction"], 0, lc["val_fraction"])
     src = source_weights.get(arch, "") if source == "source_task" else source
-    model, sc, _, _ = learn.train_cnn(arch, src, data, split.train, split.val, lc, seed=0, desc="PES model",
-                                      lr=learn.lr_for(source, lc))
+    if trained and "model" in trained:
+        model, sc = trained["model"], trained["scaler"]
+    else:
+        model, sc, _, _ = learn.train_cnn(arch, src, data, split.train, split.val, lc, seed=0, desc="PES model",
+                                          lr=learn.lr_for(source, lc))
     pred = learn.predict(model, sc, data.x)
     rows = data.rows.assign(pred=pred, key=learn.path_key(data.rows))
     curves = []

@@ -120,7 +120,7 @@ def _pdist(cell2: np.ndarray, xy: np.ndarray, ref=(0.0, 0.0)) -> float:
 
 def all_sites(slab) -> list[Site]:
     """Every T and H site of the slab (n^2 of each)."""
-    n, metal_xy = slab.info["n"], []
+    n = slab.info["n"]
     cell2 = np.asarray(slab.cell)[:2, :2]
     zs = slab.positions[:, 2]
     sym = np.array(slab.get_chemical_symbols())
