@@ -27,7 +27,9 @@ system-deps:
 $(STAMP): pyproject.toml | system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[test]'
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[test,peers]'
+# CrabNet (lgdcnn peer): --ignore-requires-python since the wheel's metadata says <3.11 but its code runs on 3.11 (checked by tests/test_lgdcnn_peers.py)
+	$(BIN)/python -m pip install $(PIP_FLAGS) --no-deps --ignore-requires-python crabnet==2.0.8
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -89,8 +89,24 @@ def test_every_task_has_label_and_unit():
     assert len(lg_tasks.EXTENDED) == 18 and len(lg_tasks.MATBENCH) == 10
 
 
-def test_tasks_lists_folds_per_profile():
-    cfg = {"extended": ["mp_e_hull"], "matbench": ["steels", "mp_gap"], "matbench_folds": [0],
-           "matbench_small": ["steels"], "matbench_folds_small": [0, 1, 2, 3, 4]}
-    assert lg_tasks.tasks(cfg, "extended") == [("mp_e_hull", None)]
-    assert lg_tasks.tasks(cfg, "matbench") == [("steels", k) for k in range(5)] + [("mp_gap", 0)]
+def test_task_config_gives_each_task_its_regime_folds_and_seeds():
+    cfg = {"extended": ["mp_e_hull", "aflow__Egap"], "matbench": ["steels", "mp_gap"], "matbench_folds": [0],
+           "seeds": [42], "caps": {"train": 2000, "val": 1000, "test": None},
+           "train": {"max_epochs": 12, "epochs_step": 2, "batch_size": 64},
+           "full_rows": {"max_train": 10000, "tasks": ["steels", "aflow__Egap"],
+                         "caps": {"train": None, "val": None, "test": None},
+                         "train": {"max_epochs": 300, "epochs_step": 10, "batch_size": "auto"}, "seeds": [1, 2, 3]},
+           "task_overrides": {"steels": {"matbench_folds": [0, 1, 2, 3, 4]}}}
+    s = lg_tasks.task_config(cfg, "steels")
+    assert (s["regime"], s["folds"], s["seeds"]) == ("full", [0, 1, 2, 3, 4], [1, 2, 3])
+    assert s["caps"] == {"train": None, "val": None, "test": None}
+    assert s["train"] == {"max_epochs": 300, "epochs_step": 10, "batch_size": "auto"}
+    g = lg_tasks.task_config(cfg, "mp_gap")
+    assert (g["regime"], g["folds"], g["seeds"], g["train"]["max_epochs"]) == ("capped", [0], [42], 12)
+    assert lg_tasks.task_config(cfg, "aflow__Egap")["folds"] == [None]
+    assert lg_tasks.task_config(cfg, "mp_e_hull")["caps"]["train"] == 2000
+    assert "full_rows" not in s and "task_overrides" not in s
+    with pytest.raises(Exception, match="not in lgdcnn.extended"):
+        lg_tasks.task_config(cfg, "jdft2d")
+    with pytest.raises(Exception, match="full_rows.tasks"):
+        lg_tasks.task_config(dict(cfg, full_rows={"tasks": ["nope"]}), "steels")

@@ -14,9 +14,9 @@ from conftest import ROOT, mirror_dir
 pytestmark = pytest.mark.slow
 
 ARCHS = ["capnet", "dnn", "rnn", "lstm", "transformer"]
-LGDCNN_NOTEBOOKS = ["lgdcnn_data", "lgdcnn_benchmark_extended", "lgdcnn_benchmark_matbench", "lgdcnn_ablation",
+LGDCNN_NOTEBOOKS = ["lgdcnn_data", "lgdcnn_benchmark", "lgdcnn_learning_curves", "lgdcnn_ablation",
                     "lgdcnn_cecv", "lgdcnn_sample_efficiency"]
-LGDCNN_FIGURES = ["lgdcnn_data", "lgdcnn_extended", "lgdcnn_matbench", "lgdcnn_ablation", "lgdcnn_cecv",
+LGDCNN_FIGURES = ["lgdcnn_data", "lgdcnn_benchmark", "lgdcnn_learning_curves", "lgdcnn_ablation", "lgdcnn_cecv",
                   "lgdcnn_sample_efficiency"]
 CGCNN_NOTEBOOKS = ["cgcnn_data", "cgcnn_verify", "cgcnn_train_paper", "cgcnn_train_matbench", "cgcnn_screen"]
 CGCNN_FIGURES = ["cgcnn_data", "cgcnn_verify", "cgcnn_paper", "cgcnn_matbench", "cgcnn_screening", "cgcnn_ai4kappa"]
@@ -170,26 +170,38 @@ def test_epdi_metrics_hold_every_experiment(smoke_repo):
 
 def test_lgdcnn_metrics_cover_all_28_datasets(smoke_repo):
     repo, _ = smoke_repo
-    tasks = {}
-    for fam, n in (("extended", 18), ("matbench", 10)):
-        m = json.loads((repo / "metrics" / "lgdcnn" / f"{fam}.json").read_text())
-        assert m["profile"] == "smoke" and len(m["tasks"]) == n
-        tasks.update(m["tasks"])
-    for name, t in tasks.items():
-        assert set(t["mae"]) == {"lgdcnn", "rf_magpie", "mlp_magpie"}, name
-        assert all(v == v and v >= 0 for v in t["mae"].values()), name
+    m = json.loads((repo / "metrics" / "lgdcnn" / "benchmark.json").read_text())
+    assert m["profile"] == "smoke" and len(m["tasks"]) == 28
+    assert len(list((repo / "results" / "lgdcnn" / "tasks").iterdir())) == 28
+    for name, t in m["tasks"].items():
+        assert set(t["models"]) == {"lgdcnn", "crabnet", "roost", "rf_magpie", "mlp_magpie"}, name
+        assert all(v["mae"] == v["mae"] and v["mae"] >= 0 for v in t["models"].values()), name
+        assert set(t["verdict"]) == {"crabnet", "roost", "rf_magpie"}, name
+    steels = m["tasks"]["steels"]  # the smoke profile's full-rows task: 2 folds x 2 seeds
+    assert steels["regime"] == "full" and steels["folds"] == [0, 1]
+    assert steels["models"]["lgdcnn"]["seeds"] == 2 and steels["models"]["lgdcnn"]["mae_std"] is not None
+    assert m["tasks"]["mp_gap"]["regime"] == "capped" and m["tasks"]["mp_gap"]["models"]["lgdcnn"]["mae_std"] is None
+    assert m["claim"]["tasks"] == 28
+    lc = json.loads((repo / "metrics" / "lgdcnn" / "learning_curves.json").read_text())
+    assert {(f["task"], f["model"]) for f in lc["fits"]} == {(t, mod) for t in ("OQMD_Formation_Enthalpy", "mp_e_form",
+                                                                                 "CritExam__Ef")
+                                                             for mod in ("lgdcnn", "roost")}
+    assert all(f["lo95"] <= f["mae_extrapolated"] <= f["hi95"] for f in lc["fits"])
     cecv = json.loads((repo / "metrics" / "lgdcnn" / "cecv.json").read_text())
     assert {"lstm_ref", "dcnn_k1", "lgdcnn"} <= set(cecv["cecv"]) and all(len(v) == 8 for v in cecv["cecv"].values())
+
 
 def test_status_clean_and_forced_rerun_identical(smoke_repo):
     repo, env = smoke_repo
     assert "up to date" in _run(["dvc", "status"], repo, env)
-    files = ["metrics/capnet.json", "metrics/lgdcnn/matbench.json", "metrics/lgdcnn/cecv.json",
+    files = ["metrics/capnet.json", "metrics/lgdcnn/benchmark.json", "metrics/lgdcnn/cecv.json",
              "metrics/cgcnn/paper.json"]
     before = {f: json.loads((repo / f).read_text()) for f in files}
     _run(["dvc", "repro", "--force", "capnet_evaluate"], repo, env)  # with everything upstream
-    _run(["dvc", "repro", "--force", "--single-item", "lgdcnn_benchmark@matbench", "lgdcnn_cecv",
-          "cgcnn_train@paper"], repo, env)
+    # lgdcnn: an empty run cache, so that the forced stages really train again
+    fresh = dict(env, MATREPRO_LGDCNN_CACHE=str(repo / ".cache" / "lgdcnn-rerun"))
+    _run(["dvc", "repro", "--force", "--single-item", "lgdcnn_task@steels", "lgdcnn_task@mp_gap", "lgdcnn_benchmark",
+          "lgdcnn_cecv", "cgcnn_train@paper"], repo, fresh)
     _run(["dvc", "repro"], repo, env)  # the report, downstream of the forced stages
     after = {f: json.loads((repo / f).read_text()) for f in files}
     _assert_same(after, before)

@@ -1,6 +1,7 @@
 """lgdcnn experiments (Du et al., JCTC 20, 6756 (2024)): L-G-DCNN and the reference networks
-through the one training loop, the Magpie RF/MLP baselines, and the benchmark, ablation, CECV and
-sample-efficiency runs. Every run reads its rows from ``tasks`` and its settings from params.yaml.
+through the one training loop, the Magpie RF/MLP baselines, and the ablation, CECV and
+sample-efficiency runs. The 28-dataset benchmark and the learning curves (with the peers) are in
+``benchmark``. Every run reads its rows from ``tasks`` and its settings from params.yaml.
 """
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from tqdm.auto import tqdm
 from ...core.errors import MatreproError
 from ...core.metrics import regression_metrics
 from ...core.paths import raw_dir
+from ...core.precision import unwrap, with_precision
 from ...core.train import TrainConfig, crabnet_batch_size, fit, get_device, predict, set_seed
 from ...features.composition import CompositionBatch, FeatureBatch, TargetScaler, encode_formulas, load_split_csv, magpie_features, make_batch
 from ...models import build_model, count_parameters
 from ...models import composition as _composition_models  # noqa: F401  (registers lgdcnn, the CECV references, mlp)
-from .tasks import BENCH, EXTENDED, SPLITS, get_element_table, load_task, task_label, task_unit, tasks
+from .tasks import BENCH, SPLITS, get_element_table, load_task
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 def train_config(cfg: dict, n_train: int, overrides: dict | None = None) -> TrainConfig:
     d = dict(cfg["train"])
     d.update(overrides or {})
+    d.pop("precision", None)  # applied to the model (core.precision), not to the loop
     if d.get("batch_size", "auto") == "auto":
         d["batch_size"] = crabnet_batch_size(n_train)
     return TrainConfig.from_dict(d)
@@ -63,8 +66,9 @@ def train_network(parts: dict, model_name: str, cfg: dict, seed: int, overrides:
     model = build_model(model_cls, element_table=get_element_table(table_name, root), **mcfg)
     tcfg = train_config(cfg, len(data["train"]))
     t0 = time.perf_counter()
-    hist = fit(model, data["train"], data["val"], tcfg, seed=seed, device=get_device(), desc=desc or model_name)
-    return Trained(model, scaler, n_slots, hist, time.perf_counter() - t0, tcfg.batch_size)
+    wrapped = with_precision(model, cfg["train"].get("precision", "fp32"))
+    hist = fit(wrapped, data["train"], data["val"], tcfg, seed=seed, device=get_device(), desc=desc or model_name)
+    return Trained(unwrap(wrapped), scaler, n_slots, hist, time.perf_counter() - t0, tcfg.batch_size)
 
 
 def predict_network(tr: Trained, df: pd.DataFrame) -> np.ndarray:
@@ -97,86 +101,6 @@ def train_magpie_baselines(parts: dict, cfg: dict, seed: int, cache: dict) -> di
         progress=False)
     out["mlp_magpie"] = ys.unscale(predict(mlp, fb("test")))
     return out
-
-
-def run_task(task: str, fold: int | None, cfg: dict, cache: dict, root: Path | None = None,
-             models: list[str] | None = None, baselines: bool = True) -> tuple[dict, pd.DataFrame]:
-    """Train the networks (default: cfg['benchmark_models']) and the Magpie baselines on one task;
-    returns (result dict, test predictions)."""
-    parts, flog = load_task(task, fold, cfg, root)
-    seed = cfg["seeds"][0]
-    name = task + ("" if fold is None else f"/fold{fold}")
-    res = {"task": task, "fold": fold, "label": task_label(task), "unit": task_unit(task),
-           "benchmark": "extended" if task in EXTENDED else "matbench", "profile": cfg["profile"],
-           "rows": {s: len(parts[s]) for s in SPLITS}, "filters": flog.to_frame().to_dict("records"),
-           "seeds": cfg["seeds"], "models": {}}
-    preds = parts["test"][["row", "formula", "target"]].copy()
-    for m in models or cfg["benchmark_models"]:
-        per_seed, per_seed_pred = [], []
-        for seed in cfg["seeds"]:
-            tr = train_network(parts, m, cfg, seed, desc=f"{name} {m} s{seed}", root=root)
-            y = predict_network(tr, parts["test"])
-            per_seed.append({**regression_metrics(parts["test"].target, y), "epochs": tr.history.epochs,
-                             "seconds": round(tr.seconds, 1), "batch_size": tr.batch_size,
-                             "swa_checks": tr.history.swa_checks, "n_slots": tr.n_slots,
-                             "n_parameters": count_parameters(tr.model)})
-            per_seed_pred.append(y)
-        res["models"][m] = {"per_seed": per_seed,
-                            "mae": float(np.mean([r["mae"] for r in per_seed])),
-                            "mae_std": float(np.std([r["mae"] for r in per_seed], ddof=1)) if len(per_seed) > 1 else 0.0}
-        preds[m] = np.mean(per_seed_pred, axis=0)
-    if baselines:
-        t0 = time.perf_counter()
-        for m, y in train_magpie_baselines(parts, cfg, cfg["seeds"][0], cache).items():
-            res["models"][m] = {"per_seed": [regression_metrics(parts["test"].target, y)], "mae_std": 0.0}
-            res["models"][m]["mae"] = res["models"][m]["per_seed"][0]["mae"]
-            preds[m] = y
-        res["baseline_seconds"] = round(time.perf_counter() - t0, 1)
-    return res, preds
-
-
-def run_family(family: str, cfg: dict, out_dir: str | Path, root: Path | None = None) -> list[dict]:
-    """Every task of one family; writes <out_dir>/<task>[_fold<k>].json and predictions .csv.gz."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cache: dict = {}
-    results = []
-    for task, fold in tqdm(tasks(cfg, family), desc=family):
-        stem = task + ("" if fold is None else f"_fold{fold}")
-        res, preds = run_task(task, fold, cfg, cache, root)
-        (out_dir / f"{stem}.json").write_text(json.dumps(res, indent=1) + "\n")
-        preds.to_csv(out_dir / f"{stem}_predictions.csv.gz", index=False, float_format="%.6g",
-                     compression={"method": "gzip", "mtime": 0})
-        results.append(res)
-    return results
-
-
-def summary_table(results: list[dict]) -> pd.DataFrame:
-    """One row per task: MAE per model (matbench: mean over the folds that ran)."""
-    rows = []
-    for r in results:
-        rows.append({"task": r["task"], "fold": r["fold"], "label": r["label"], "unit": r["unit"],
-                     "n_train": r["rows"]["train"], "n_test": r["rows"]["test"],
-                     "epochs": r["models"].get("lgdcnn", {}).get("per_seed", [{}])[0].get("epochs"),
-                     **{m: v["mae"] for m, v in r["models"].items()}})
-    df = pd.DataFrame(rows)
-    num = [c for c in df.columns if c not in ("task", "fold", "label", "unit")]
-    agg = df.groupby(["task", "label", "unit"], sort=False)[num].mean().reset_index()
-    agg["folds"] = df.groupby("task", sort=False).fold.apply(
-        lambda s: "given split" if s.isna().all() else ",".join(str(int(k)) for k in s)).to_numpy()
-    return agg
-
-
-def family_metrics(results: list[dict], cfg: dict) -> dict:
-    tab = summary_table(results)
-    return {"profile": cfg["profile"], "seeds": cfg["seeds"], "caps": cfg.get("caps", {}),
-            "max_epochs": cfg["train"]["max_epochs"],
-            "tasks": {r["task"]: {"mae": {m: float(r[m]) for m in cfg["benchmark_models"] + ["rf_magpie", "mlp_magpie"]
-                                          if m in r},
-                                  "n_train": int(r["n_train"]), "n_test": int(r["n_test"]), "folds": r["folds"],
-                                  "epochs": None if pd.isna(r["epochs"]) else int(r["epochs"]),
-                                  "unit": r["unit"], "label": r["label"]}
-                      for r in tab.to_dict("records")}}
 
 
 def _variant(spec: dict) -> tuple[str, dict]:
@@ -247,3 +171,4 @@ def run_sample_efficiency(cfg: dict, root: Path | None = None) -> pd.DataFrame:
             rows.append({"n_train": len(parts["train"]), "model": model,
                          **regression_metrics(parts["test"].target, pred), "n_test": len(parts["test"])})
     return pd.DataFrame(rows)
+

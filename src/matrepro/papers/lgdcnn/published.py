@@ -1,6 +1,6 @@
 """lgdcnn published numbers and our results beside them: the paper's Fig. 4 / Table 1 / Table 2 /
 Fig. 2 and CrabNet's published metrics, read from the registered ``reference_results`` files (never
-typed), and the 28-dataset comparison table built from ``metrics/lgdcnn/*.json``.
+typed), and the 28-dataset comparison table built from ``metrics/lgdcnn/benchmark.json``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 from ...core.errors import MatreproError
 from ...core.paths import metrics_dir, raw_dir
 from ...core.validate import read_csv, require_columns
-from .tasks import EXTENDED, MATBENCH
+from .tasks import EXTENDED, MATBENCH, task_label, task_unit
 
 
 def load_reported_mae(path: str | Path) -> pd.DataFrame:
@@ -101,39 +101,106 @@ def paper_cecv(ref_dir=None) -> pd.DataFrame:
     return df.assign(model=[names.get(m, m) for m in df.model])
 
 
-FAMILIES = ("extended", "matbench")
+PEER_LABELS = {"crabnet": "CrabNet", "roost": "Roost"}
 
 
-def load_metrics(mdir: str | Path | None = None, families=FAMILIES) -> dict[str, dict]:
-    d = Path(mdir or metrics_dir()) / "lgdcnn"
-    out = {}
-    for fam in families:
-        p = d / f"{fam}.json"
-        if p.is_file():
-            out[fam] = json.loads(p.read_text())
-    if not out:
-        raise MatreproError(f"{d}: no lgdcnn metrics yet; run `dvc repro`")
+def load_metrics(mdir: str | Path | None = None) -> dict:
+    p = Path(mdir or metrics_dir()) / "lgdcnn" / "benchmark.json"
+    if not p.is_file():
+        raise MatreproError(f"{p}: no lgdcnn benchmark metrics yet; run `dvc repro lgdcnn_benchmark`")
+    return json.loads(p.read_text())
+
+
+def report_table(mdir=None, ref_dir=None, metrics: dict | None = None) -> pd.DataFrame:
+    """The 28-dataset table: ours, the peers trained here and the Magpie baselines (all on the same
+    rows), beside every published number; ratio = ours / the paper's L-G-DCNN; one verdict per peer."""
+    pub = published_table(ref_dir).set_index("task")
+    m = metrics or load_metrics(mdir)
+    rows = []
+    for task, r in m["tasks"].items():
+        p = pub.loc[task]
+        ms = r["models"]
+        ours = ms.get("lgdcnn", {})
+        row = {"benchmark": r["benchmark"], "task": task, "dataset": r["label"], "unit": r["unit"],
+               "regime": r["regime"], "train rows": r["n_train"], "test rows": r["n_test"],
+               "folds": "given" if r["folds"] == [None] else ",".join(str(k) for k in r["folds"]),
+               "seeds": ours.get("seeds"), "epochs": ours.get("epochs"), "max epochs": r["max_epochs"],
+               "L-G-DCNN (ours)": ours.get("mae", np.nan), "ours std": _nan(ours.get("mae_std")),
+               "paper L-G-DCNN": p["paper L-G-DCNN"]}
+        row["ratio"] = row["L-G-DCNN (ours)"] / p["paper L-G-DCNN"]
+        for key, lab in PEER_LABELS.items():
+            row[f"{lab} (here)"] = ms.get(key, {}).get("mae", np.nan)
+            row[f"{lab} std"] = _nan(ms.get(key, {}).get("mae_std"))
+            row[f"{lab} epochs"] = ms.get(key, {}).get("epochs")
+            row[f"vs {lab}"] = r["verdict"].get(key, "–")
+        row["RF-Magpie (here)"] = ms.get("rf_magpie", {}).get("mae", np.nan)
+        row["MLP-Magpie (here)"] = ms.get("mlp_magpie", {}).get("mae", np.nan)
+        for c in ("CrabNet (pub.)", "Roost (pub.)", "RF-Magpie (pub.)"):
+            row[c] = p[c]
+        row["profile"] = m["profile"]
+        row["note"] = p["note"]
+        rows.append(row)
+    for task in m.get("pending", []):  # stage not run yet: published values only
+        p = pub.loc[task]
+        row = {"benchmark": "extended" if task in EXTENDED else "matbench", "task": task, "dataset": task_label(task),
+               "unit": task_unit(task), "regime": "not run yet", "train rows": None, "test rows": None, "folds": "–",
+               "seeds": None, "epochs": None, "max epochs": None, "L-G-DCNN (ours)": np.nan, "ours std": np.nan,
+               "paper L-G-DCNN": p["paper L-G-DCNN"], "ratio": np.nan}
+        for lab in PEER_LABELS.values():
+            row.update({f"{lab} (here)": np.nan, f"{lab} std": np.nan, f"{lab} epochs": None, f"vs {lab}": "–"})
+        row.update({"RF-Magpie (here)": np.nan, "MLP-Magpie (here)": np.nan, "CrabNet (pub.)": p["CrabNet (pub.)"],
+                    "Roost (pub.)": p["Roost (pub.)"], "RF-Magpie (pub.)": p["RF-Magpie (pub.)"],
+                    "profile": m["profile"], "note": p["note"]})
+        rows.append(row)
+    order = {t: i for i, t in enumerate(list(EXTENDED) + list(MATBENCH))}
+    return pd.DataFrame(rows).sort_values("task", key=lambda c: c.map(order)).reset_index(drop=True)
+
+
+def _nan(v):
+    return np.nan if v is None else v
+
+
+def pm(mean, std) -> str:
+    """'0.123 ± 0.004' (no ± without a spread)."""
+    if mean is None or (isinstance(mean, float) and np.isnan(mean)):
+        return "–"
+    return fmt_mae(mean) + ("" if std is None or np.isnan(std) else f" ± {std:.2g}")
+
+
+def compact_table(t: pd.DataFrame) -> pd.DataFrame:
+    """The columns a reader checks the claim with, formatted (MAE ± seed std, verdict per peer)."""
+    out = pd.DataFrame({
+        "dataset": t.dataset, "unit": t.unit, "regime": t.regime,
+        "train rows": ["–" if v is None or v != v else int(v) for v in t["train rows"]], "folds": t.folds,
+        "seeds": [("–" if s is None or s != s else int(s)) for s in t.seeds],
+        "epochs (ours/max)": ["–" if e is None or e != e else f"{int(e)}/{int(m)}" for e, m in zip(t.epochs, t["max epochs"])],
+        "L-G-DCNN (ours)": [pm(a, b) for a, b in zip(t["L-G-DCNN (ours)"], t["ours std"])],
+        "CrabNet (here)": [pm(a, b) for a, b in zip(t["CrabNet (here)"], t["CrabNet std"])],
+        "Roost (here)": [pm(a, b) for a, b in zip(t["Roost (here)"], t["Roost std"])],
+        "RF-Magpie (here)": [fmt_mae(v) for v in t["RF-Magpie (here)"]],
+        "paper L-G-DCNN (pub.)": [fmt_mae(v) for v in t["paper L-G-DCNN"]],
+        "CrabNet (pub.)": [fmt_mae(v) for v in t["CrabNet (pub.)"]],
+        "Roost (pub.)": [fmt_mae(v) for v in t["Roost (pub.)"]],
+        "ratio ours/paper": [f"{v:.2f}" if np.isfinite(v) else "–" for v in t.ratio],
+        "vs CrabNet (here)": t["vs CrabNet"], "vs Roost (here)": t["vs Roost"]})
     return out
 
 
-def report_table(mdir=None, ref_dir=None, families=FAMILIES) -> pd.DataFrame:
-    """The 28-dataset table: our L-G-DCNN and Magpie baselines beside every published number,
-    with ratio = ours / paper's L-G-DCNN."""
-    pub = published_table(ref_dir).set_index("task")
-    rows = []
-    for fam, m in load_metrics(mdir, families).items():
-        for task, r in m["tasks"].items():
-            p = pub.loc[task]
-            ours = r["mae"].get("lgdcnn")
-            rows.append({"benchmark": fam, "dataset": r["label"], "unit": r["unit"],
-                         "L-G-DCNN (ours)": ours, "paper L-G-DCNN": p["paper L-G-DCNN"],
-                         "ratio": ours / p["paper L-G-DCNN"] if ours is not None else np.nan,
-                         "RF-Magpie (ours)": r["mae"].get("rf_magpie"), "MLP-Magpie (ours)": r["mae"].get("mlp_magpie"),
-                         "CrabNet (pub.)": p["CrabNet (pub.)"], "Roost (pub.)": p["Roost (pub.)"],
-                         "RF-Magpie (pub.)": p["RF-Magpie (pub.)"],
-                         "train rows": r["n_train"], "test rows": r["n_test"], "folds": r["folds"],
-                         "epochs": r.get("epochs"), "profile": m["profile"], "note": p["note"]})
-    return pd.DataFrame(rows)
+def claim_summary(t: pd.DataFrame) -> dict:
+    """Counts behind the claim "surpasses the state of the art on 28 datasets", on what ran here."""
+    full = t[t.regime.isin(["full", "all rows"])]
+    out = {"tasks": int((t.regime != "not run yet").sum()), "pending": int((t.regime == "not run yet").sum()),
+           "full_row_tasks": int(len(full)),
+           "median_ratio_full": float(np.nanmedian(full.ratio)) if len(full) else None,
+           "median_ratio_all": float(np.nanmedian(t.ratio)) if t.ratio.notna().any() else None,
+           "crabnet_here_over_pub_full": float(np.nanmedian(full["CrabNet (here)"] / full["CrabNet (pub.)"]))
+           if len(full) else None}
+    for lab in PEER_LABELS.values():
+        v = t[f"vs {lab}"].astype(str)
+        out[f"vs_{lab.lower()}"] = {"wins": int(v.str.startswith("wins").sum()),
+                                    "ties": int(v.str.startswith("tie").sum()),
+                                    "losses": int(v.str.startswith("loses").sum())}
+    return out
 
 
 def fmt_mae(v) -> str:

@@ -4,7 +4,9 @@ and the rows a profile keeps.
 A task is either one of the 18 "extended" CrabNet datasets (given train/val/test files) or one
 fold of a matbench task (official test fold; a seeded 12.5 % of the outer training rows as
 validation, i.e. 10 % of the whole set). Each profile caps the rows per split (random, seeded,
-logged in a FilterLog); the caps in force are stored with every result.
+logged in a FilterLog); the caps in force are stored with every result. :func:`task_config` gives
+each task its plan: all rows with the authors' recipe (``full_rows``) or the profile's caps, and its
+folds and seeds.
 """
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ...core.errors import DataError, MatreproError
+from ...core.config import deep_merge
+from ...core.errors import MatreproError
 from ...core.paths import raw_dir
-from ...core.validate import FilterLog, read_csv, require_columns
+from ...core.validate import FilterLog
 from ...features.composition import MAX_SLOTS, element_table, encode_formulas, load_split_csv
+from ...features.suites import SPLITS, cap_rows, matbench_parts, with_rows
 
 BENCH = "crabnet_benchmark/benchmark_data"
 MATBENCH_FULL = "crabnet_benchmark/matbench_full"
@@ -57,7 +61,6 @@ MATBENCH = {
     "phonons": ("phonons.csv", "Phonons", "cm⁻¹"),
     "steels": ("steels_yield.csv", "Yield strength", "MPa"),
 }
-SPLITS = ("train", "val", "test")
 
 
 def task_label(task: str) -> str:
@@ -68,50 +71,27 @@ def task_unit(task: str) -> str:
     return EXTENDED[task][1] if task in EXTENDED else MATBENCH[task][2]
 
 
-def _cap(df: pd.DataFrame, n: int | None, seed: int, flog: FilterLog, what: str) -> pd.DataFrame:
-    """Keep a seeded random ``n`` rows (order kept); logged. ``None`` keeps all."""
-    if n is None or len(df) <= n:
-        return df
-    keep = np.zeros(len(df), bool)
-    keep[np.random.default_rng(seed).choice(len(df), n, replace=False)] = True
-    return flog.apply(df, keep, f"profile cap: random {n} of {len(df)} {what} rows (seed {seed})")
-
-
 def load_task(task: str, fold: int | None, cfg: dict, root: Path | None = None) -> tuple[dict, FilterLog]:
-    """{'train','val','test'} DataFrames (columns row, formula, target) after the profile's caps."""
+    """{'train','val','test'} DataFrames (columns row, formula, target) after the caps in ``cfg``
+    (pass :func:`task_config`'s result to get the task's own plan)."""
     root = Path(root) if root else raw_dir()
     seed = cfg["split_seed"]
     flog = FilterLog(f"lgdcnn/{task}" + ("" if fold is None else f"/fold{fold}"))
     if task in EXTENDED:
-        parts = {}
-        for s in SPLITS:
-            path = root / BENCH / task / f"{s}.csv"
-            df = load_split_csv(path)
-            parts[s] = df.assign(row=np.arange(1, len(df) + 1))[["row", "formula", "target"]]
+        parts = {s: with_rows(load_split_csv(root / BENCH / task / f"{s}.csv")) for s in SPLITS}
     elif task in MATBENCH:
-        path = root / MATBENCH_FULL / MATBENCH[task][0]
-        df = load_split_csv(path)
-        df = df.assign(row=np.arange(1, len(df) + 1))[["row", "formula", "target"]]
-        folds_path = root / FOLDS / f"matbench_{task}.csv"
-        folds = read_csv(folds_path)
-        require_columns(folds, ["row_index", "test_fold"], folds_path)
-        if len(folds) != len(df) or set(folds.row_index) != set(range(len(df))):
-            raise DataError(folds_path, f"fold table does not cover the {len(df)} rows of {path.name}")
-        test_fold = folds.set_index("row_index").test_fold.reindex(range(len(df))).to_numpy()
-        is_test = test_fold == fold
-        outer = df[~is_test]
-        val_mask = np.zeros(len(outer), bool)
-        n_val = int(round(cfg["matbench_val_fraction"] * len(outer)))
-        val_mask[np.random.default_rng(seed + fold).choice(len(outer), n_val, replace=False)] = True
-        parts = {"train": outer[~val_mask], "val": outer[val_mask], "test": df[is_test]}
+        if fold is None:
+            raise MatreproError(f"lgdcnn task {task!r} is a matbench task: it needs a fold (0-4)")
+        parts = matbench_parts(root / MATBENCH_FULL / MATBENCH[task][0], root / FOLDS / f"matbench_{task}.csv",
+                               fold, cfg["matbench_val_fraction"], seed)
     else:
         raise MatreproError(f"params.yaml: unknown lgdcnn task {task!r}")
     # Slots = the largest element count in the whole task (all rows, before any cap), so a capped
     # run pads exactly as a full run would (padding is not masked inside the network).
     n_slots = max(encode_formulas(parts[s].formula.tolist())[0].shape[1] for s in SPLITS)
-    caps = cfg.get("caps", {})
+    caps = cfg.get("caps") or {}
     for s in SPLITS:
-        parts[s] = _cap(parts[s].reset_index(drop=True), caps.get(s), seed, flog, s)
+        parts[s] = cap_rows(parts[s].reset_index(drop=True), caps.get(s), seed, flog, s)
     parts["train"].attrs["n_slots"] = int(n_slots)
     if cfg.get("drop_unary", False):
         for s in SPLITS:
@@ -120,15 +100,34 @@ def load_task(task: str, fold: int | None, cfg: dict, root: Path | None = None) 
     return parts, flog
 
 
-def tasks(cfg: dict, family: str) -> list[tuple[str, int | None]]:
-    """(task, fold) pairs of one family ('extended' or 'matbench') in the profile."""
-    if family == "extended":
-        return [(t, None) for t in cfg["extended"]]
-    out = []
-    for t in cfg["matbench"]:
-        folds = cfg.get("matbench_folds_small", cfg["matbench_folds"]) if t in cfg.get("matbench_small", []) \
-            else cfg["matbench_folds"]
-        out += [(t, int(k)) for k in folds]
+def all_tasks(cfg: dict) -> list[str]:
+    """The 28 tasks in params order: the extended datasets, then the matbench tasks."""
+    return list(cfg["extended"]) + list(cfg["matbench"])
+
+
+def task_config(cfg: dict, task: str) -> dict:
+    """The configuration one task runs with: ``cfg`` plus its regime and its own overrides.
+
+    Regime ``full`` (the task is listed in ``full_rows.tasks``): every row, with the training
+    settings of ``full_rows`` (the authors' recipe unchanged). Regime ``capped``: the profile's
+    ``caps`` and ``train``. Then ``task_overrides[task]`` (folds, seeds, ...) is merged on top.
+    The result carries ``task``, ``regime`` and ``folds`` (``[None]`` for a given split)."""
+    if task not in all_tasks(cfg):
+        raise MatreproError(f"params.yaml: lgdcnn task {task!r} is not in lgdcnn.extended or lgdcnn.matbench")
+    full = cfg.get("full_rows") or {}
+    unknown = set(full.get("tasks", [])) - set(all_tasks(cfg))
+    if unknown:
+        raise MatreproError(f"params.yaml: field 'lgdcnn.full_rows.tasks': unknown task(s) {sorted(unknown)}")
+    out = {k: v for k, v in cfg.items() if k not in ("full_rows", "task_overrides")}
+    caps = out.get("caps") or {}
+    regime = "all rows" if not any(v for v in caps.values()) else "capped"
+    if task in full.get("tasks", []):
+        out = deep_merge(out, {k: v for k, v in full.items() if k not in ("tasks", "max_train")})
+        regime = "full"
+    over = (cfg.get("task_overrides") or {}).get(task) or {}
+    out = deep_merge(out, over)
+    out["task"], out["regime"] = task, regime
+    out["folds"] = [None] if task in EXTENDED else [int(k) for k in out["matbench_folds"]]
     return out
 
 
@@ -144,10 +143,10 @@ def get_element_table(name: str, root: Path | None = None) -> np.ndarray:
 
 def data_summary(cfg: dict, root: Path | None = None) -> pd.DataFrame:
     """Every file of the suite parsed in full; sizes, unary formulas, elements, duplicates, and the
-    rows the profile keeps (first fold for matbench)."""
+    rows the task's plan keeps (its first fold for matbench)."""
     root = Path(root) if root else raw_dir()
     rows = []
-    for task in list(EXTENDED) + list(MATBENCH):
+    for task in all_tasks(cfg):
         if task in EXTENDED:
             files = [root / BENCH / task / f"{s}.csv" for s in SPLITS]
         else:
@@ -156,10 +155,10 @@ def data_summary(cfg: dict, root: Path | None = None) -> pd.DataFrame:
         n_el = np.concatenate([(encode_formulas(d.formula.tolist(), MAX_SLOTS, file=f)[0] > 0).sum(axis=1)
                                for d, f in zip(dfs, files)])
         allf = pd.concat(dfs)
-        fold = None if task in EXTENDED else int(cfg["matbench_folds"][0])
-        kept, _ = load_task(task, fold, cfg, root)
+        tcfg = task_config(cfg, task)
+        kept, _ = load_task(task, tcfg["folds"][0], tcfg, root)
         rows.append({"task": task, "label": task_label(task), "unit": task_unit(task),
-                     "benchmark": "extended" if task in EXTENDED else "matbench",
+                     "benchmark": "extended" if task in EXTENDED else "matbench", "regime": tcfg["regime"],
                      "rows": len(allf), "split": "/".join(str(len(d)) for d in dfs) if task in EXTENDED else "5 folds",
                      "unary": int((n_el == 1).sum()), "max elements": int(n_el.max()),
                      "duplicate formulas": int(allf.formula.duplicated().sum()),

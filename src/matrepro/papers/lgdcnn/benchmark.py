@@ -1,0 +1,335 @@
+"""lgdcnn benchmark: the 28 per-dataset stages and the learning curves. On each task (each
+matbench fold) our L-G-DCNN, the peers trained here from their own packages (CrabNet, Roost;
+``peers``) and the Magpie baselines run on exactly the same rows, folds and epoch budget, over the
+task plan's seeds; then the gathering: seed statistics, verdicts, power-law extrapolation.
+
+Every single training run (task, fold, model, seed) is cached under ``$MATREPRO_LGDCNN_CACHE`` or
+``<repo>/.cache/lgdcnn`` by a hash of everything that decides it (rows, settings, the code of the
+model, features, peers and training loop, package versions), so a stage stopped half-way resumes
+at its first unfinished run. The cache is not committed; a fresh clone recomputes everything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ...core.config import deep_merge
+from ...core.errors import MatreproError
+from ...core.metrics import regression_metrics
+from ...core.paths import project_root
+from ...core.scaling import fit_power_law
+from ...models import count_parameters
+from . import peers as peer_mod
+from .experiments import predict_network, train_magpie_baselines, train_network
+from .tasks import EXTENDED, SPLITS, load_task, task_label, task_unit
+
+RUN_VERSION = 1  # bump when a change outside the hashed files (e.g. here) changes what a cached run gives
+_HASHED = ("core/train.py", "core/precision.py", "models/composition.py", "features/composition.py",
+           "features/suites.py", "papers/lgdcnn/experiments.py", "papers/lgdcnn/peers.py", "papers/lgdcnn/tasks.py")
+
+
+def run_cache_dir() -> Path:
+    env = os.environ.get("MATREPRO_LGDCNN_CACHE")
+    return Path(env) if env else project_root() / ".cache" / "lgdcnn"
+
+
+def _code_digest() -> str:
+    h = hashlib.sha256()
+    src = Path(__file__).resolve().parents[2]
+    for f in _HASHED:
+        h.update((src / f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("torch", "numpy", "scikit-learn", "matminer", "crabnet", "aviary-models"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def run_key(kind: str, name: str, task: str, fold, seed: int, cfg: dict, parts: dict) -> str:
+    """sha256 of everything that decides one run: which rows (their file row numbers), the
+    settings that reach it, the code it runs and the package versions."""
+    rows = hashlib.sha256(json.dumps({s: parts[s].row.tolist() for s in SPLITS}).encode()).hexdigest()
+    spec = {"v": RUN_VERSION, "kind": kind, "name": name, "task": task, "fold": fold, "seed": seed, "rows": rows,
+            "train": cfg["train"], "element_table": cfg["element_table"], "model": cfg["models"].get(name),
+            "peer": (cfg.get("peers") or {}).get(name), "baselines": cfg["baselines"] if kind == "baseline" else None,
+            "n_slots": parts["train"].attrs.get("n_slots"), "code": _code_digest(), "versions": _versions()}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _cached(key: str, fn, use_cache: bool = True) -> dict:
+    """``fn()`` -> {'metrics': ..., 'pred': [...]}, stored under the run key (JSON)."""
+    path = run_cache_dir() / f"{key}.json"
+    if use_cache and path.is_file():
+        return json.loads(path.read_text())
+    out = fn()
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(out))
+        tmp.replace(path)
+    return out
+
+
+def _agg(per_seed: list[dict]) -> dict:
+    maes = [r["mae"] for r in per_seed]
+    return {"per_seed": per_seed, "mae": float(np.mean(maes)),
+            "mae_std": float(np.std(maes, ddof=1)) if len(maes) > 1 else None}
+
+
+def run_fold(task: str, fold, cfg: dict, magpie_cache: dict, root: Path | None = None, models=None, peers=None,
+             baselines: bool = True, use_cache: bool = True) -> tuple[dict, pd.DataFrame]:
+    """One task (one matbench fold): our networks and the peers over ``cfg['seeds']``, and the Magpie
+    baselines (first seed), all on the same rows. ``cfg`` is the task's plan (:func:`tasks.task_config`).
+    Returns (result dict, test predictions; each model's column is its mean over seeds)."""
+    parts, flog = load_task(task, fold, cfg, root)
+    name = task + ("" if fold is None else f"/fold{fold}")
+    res = {"task": task, "fold": fold, "label": task_label(task), "unit": task_unit(task),
+           "benchmark": "extended" if task in EXTENDED else "matbench", "profile": cfg["profile"],
+           "regime": cfg.get("regime"), "caps": cfg.get("caps"), "train": cfg["train"],
+           "rows": {s: len(parts[s]) for s in SPLITS}, "filters": flog.to_frame().to_dict("records"),
+           "seeds": cfg["seeds"], "models": {}}
+    preds = parts["test"][["row", "formula", "target"]].copy()
+    y_true = parts["test"].target
+
+    def ours(m, seed):
+        tr = train_network(parts, m, cfg, seed, desc=f"{name} {m} s{seed}", root=root)
+        y = predict_network(tr, parts["test"])
+        return {"metrics": {**regression_metrics(y_true, y), "epochs": tr.history.epochs,
+                            "seconds": round(tr.seconds, 1), "batch_size": tr.batch_size,
+                            "swa_checks": tr.history.swa_checks, "n_slots": tr.n_slots,
+                            "n_parameters": count_parameters(tr.model),
+                            "precision": cfg["train"].get("precision", "fp32")},
+                "pred": [float(v) for v in y]}
+
+    def peer(p, seed):
+        pr = peer_mod.train_peer(p, parts, cfg, seed, desc=f"{name} {p} s{seed}")
+        y = pr.predict(parts["test"])
+        return {"metrics": {**regression_metrics(y_true, y), "epochs": pr.epochs, "seconds": round(pr.seconds, 1),
+                            "batch_size": pr.batch_size, "n_parameters": pr.n_parameters},
+                "pred": [float(v) for v in y]}
+
+    jobs = [("network", m, ours) for m in (cfg["benchmark_models"] if models is None else models)]
+    jobs += [("peer", p, peer) for p in (cfg.get("benchmark_peers", []) if peers is None else peers)]
+    for kind, m, fn in jobs:
+        if kind == "peer":
+            ok = peer_mod.peer_available(m)
+            if ok is not True:
+                raise MatreproError(f"lgdcnn peer {m!r} is not installed: {ok}")
+        runs = [_cached(run_key(kind, m, task, fold, seed, cfg, parts), lambda m=m, seed=seed: fn(m, seed), use_cache)
+                for seed in cfg["seeds"]]
+        res["models"][m] = _agg([r["metrics"] for r in runs])
+        preds[m] = np.mean([r["pred"] for r in runs], axis=0)
+    if baselines:
+        def base():
+            t0 = time.perf_counter()
+            out = train_magpie_baselines(parts, cfg, cfg["seeds"][0], magpie_cache)
+            secs = round(time.perf_counter() - t0, 1)
+            return {"metrics": {m: {**regression_metrics(y_true, y), "seconds": secs} for m, y in out.items()},
+                    "pred": {m: [float(v) for v in y] for m, y in out.items()}}
+        b = _cached(run_key("baseline", "magpie", task, fold, cfg["seeds"][0], cfg, parts), base, use_cache)
+        for m, met in b["metrics"].items():
+            res["models"][m] = _agg([met])
+            preds[m] = b["pred"][m]
+    return res, preds
+
+
+def run_task(task: str, cfg: dict, out_dir: str | Path, root: Path | None = None, use_cache: bool = True) -> list[dict]:
+    """Every fold of one task's plan; writes ``<out_dir>/<given_split|fold<k>>.json`` and the test
+    predictions beside them (the stage's output folder)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    magpie_cache: dict = {}
+    results = []
+    for fold in tqdm(cfg["folds"], desc=task, disable=len(cfg["folds"]) < 2):
+        stem = "given_split" if fold is None else f"fold{fold}"
+        res, preds = run_fold(task, fold, cfg, magpie_cache, root, use_cache=use_cache)
+        (out_dir / f"{stem}.json").write_text(json.dumps(res, indent=1) + "\n")
+        preds.to_csv(out_dir / f"{stem}_predictions.csv.gz", index=False, float_format="%.6g",
+                     compression={"method": "gzip", "mtime": 0})
+        results.append(res)
+    return results
+
+
+def pending_tasks(results_dir: str | Path, tasks: list[str]) -> list[str]:
+    """The tasks whose stage has not written results yet (a long cpu run fills them in stage by stage)."""
+    return [t for t in tasks if not list((Path(results_dir) / t).glob("*.json"))]
+
+
+def load_results(results_dir: str | Path, tasks: list[str] | None = None, allow_missing: bool = False) -> list[dict]:
+    """Every fold result under ``results/lgdcnn/tasks/<task>/`` (in ``tasks`` order when given). A
+    task without results is an error, unless ``allow_missing`` (then see :func:`pending_tasks`)."""
+    d = Path(results_dir)
+    names = tasks if tasks is not None else sorted(p.name for p in d.iterdir() if p.is_dir())
+    out = []
+    for t in names:
+        files = sorted((d / t).glob("*.json"))
+        if not files:
+            if allow_missing:
+                continue
+            raise MatreproError(f"{d / t}: no results; run `dvc repro lgdcnn_task@{t}`")
+        out += [json.loads(f.read_text()) for f in files]
+    return out
+
+
+def model_summary(results: list[dict], model: str) -> dict | None:
+    """One model on one task over its folds and seeds: per seed the mean MAE over the folds, then
+    mean and standard deviation over seeds (None with one seed); the fold spread separately."""
+    runs = [r for r in results if model in r["models"]]
+    if not runs:
+        return None
+    per_fold = np.array([[s["mae"] for s in r["models"][model]["per_seed"]] for r in runs])  # folds x seeds
+    by_seed = per_fold.mean(axis=0)
+    first = runs[0]["models"][model]["per_seed"][0]
+    return {"mae": float(by_seed.mean()), "mae_std": float(by_seed.std(ddof=1)) if len(by_seed) > 1 else None,
+            "fold_std": float(per_fold.mean(axis=1).std(ddof=1)) if len(runs) > 1 else None,
+            "seeds": int(per_fold.shape[1]), "folds": len(runs),
+            "epochs": first.get("epochs"), "seconds": float(np.sum([[s.get("seconds") or 0 for s in r["models"][model]["per_seed"]] for r in runs]))}
+
+
+def verdict(ours: dict | None, peer: dict | None) -> str:
+    """Ours against one peer trained here on the same rows: 'wins' / 'loses' when the means differ
+    by more than the larger seed standard deviation, else 'tie (within seed spread)'; with a single
+    seed there is no spread, and the verdict says so."""
+    if not ours or not peer:
+        return "–"
+    d = peer["mae"] - ours["mae"]
+    sds = [v for v in (ours.get("mae_std"), peer.get("mae_std")) if v is not None]
+    if not sds:
+        return ("wins" if d > 0 else "loses") + " (1 seed)"
+    spread = max(sds)
+    if abs(d) <= spread:
+        return "tie (within seed spread)"
+    return "wins" if d > 0 else "loses"
+
+
+def summary_table(results: list[dict], models: list[str]) -> pd.DataFrame:
+    """One row per task: rows, regime, folds, seeds, epochs, and per model its MAE and seed spread."""
+    rows = []
+    by_task: dict[str, list[dict]] = {}
+    for r in results:
+        by_task.setdefault(r["task"], []).append(r)
+    for task, rs in by_task.items():
+        r0 = rs[0]
+        row = {"task": task, "label": r0["label"], "unit": r0["unit"], "benchmark": r0["benchmark"],
+               "regime": r0.get("regime"), "n_train": int(np.mean([r["rows"]["train"] for r in rs])),
+               "n_test": int(np.mean([r["rows"]["test"] for r in rs])),
+               "folds": "given split" if r0["fold"] is None else ",".join(str(r["fold"]) for r in rs),
+               "max_epochs": r0["train"]["max_epochs"]}
+        for m in models:
+            s = model_summary(rs, m)
+            row[m] = s["mae"] if s else np.nan
+            row[f"{m}_std"] = s["mae_std"] if s and s["mae_std"] is not None else np.nan
+            row[f"{m}_seeds"] = s["seeds"] if s else 0
+            row[f"{m}_epochs"] = s["epochs"] if s else None
+            row[f"{m}_seconds"] = s["seconds"] if s else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def benchmark_metrics(results: list[dict], cfg: dict, pending: list[str] | None = None) -> dict:
+    """metrics/lgdcnn/benchmark.json: per task, every model's MAE, seed spread, rows, folds and
+    epochs; ``pending``: the tasks not run yet."""
+    models = list(cfg["benchmark_models"]) + list(cfg.get("benchmark_peers", [])) + ["rf_magpie", "mlp_magpie"]
+    out = {"profile": cfg["profile"], "tasks": {}, "pending": list(pending or [])}
+    by_task: dict[str, list[dict]] = {}
+    for r in results:
+        by_task.setdefault(r["task"], []).append(r)
+    for task, rs in by_task.items():
+        ms = {m: model_summary(rs, m) for m in models}
+        ours = ms.get(cfg["benchmark_models"][0])
+        out["tasks"][task] = {
+            "label": rs[0]["label"], "unit": rs[0]["unit"], "benchmark": rs[0]["benchmark"],
+            "regime": rs[0].get("regime"), "caps": rs[0].get("caps"),
+            "n_train": int(np.mean([r["rows"]["train"] for r in rs])), "n_test": int(np.mean([r["rows"]["test"] for r in rs])),
+            "folds": [r["fold"] for r in rs], "max_epochs": rs[0]["train"]["max_epochs"],
+            "models": {m: v for m, v in ms.items() if v is not None},
+            "verdict": {p: verdict(ours, ms.get(p)) for p in cfg.get("benchmark_peers", []) + ["rf_magpie"]}}
+    return out
+
+
+def curve_config(cfg: dict, task: str) -> dict:
+    """The learning-curve plan of one large task: the profile's settings with ``learning_curves``'
+    caps (val/test) and training overrides."""
+    lc = cfg["learning_curves"]
+    if task not in lc["datasets"]:
+        raise MatreproError(f"params.yaml: field 'lgdcnn.learning_curves.datasets': {task!r} is not listed")
+    out = {k: v for k, v in cfg.items() if k not in ("full_rows", "task_overrides")}
+    out = deep_merge(out, {"train": lc.get("train") or {}, "caps": lc.get("caps") or {}})
+    out["seeds"] = lc.get("seeds", cfg["seeds"])
+    out["task"], out["regime"] = task, "learning curve"
+    out["folds"] = [None] if task in EXTENDED else [int(lc.get("fold", 0))]
+    return out
+
+
+def run_curve(task: str, cfg: dict, out_dir: str | Path, root: Path | None = None, use_cache: bool = True) -> pd.DataFrame:
+    """Test MAE of each curve model at each training size (seeded random subsets of the task's
+    training rows; the same validation and test rows at every size). Writes ``<out_dir>/curve.csv``."""
+    lc = cfg["learning_curves"]
+    fold = cfg["folds"][0]
+    rows = []
+    for n in tqdm(lc["sizes"], desc=f"{task} sizes"):
+        c = dict(cfg, caps={**cfg["caps"], "train": int(n)})
+        parts, _ = load_task(task, fold, c, root)
+        y_true = parts["test"].target
+        for m in lc["models"]:
+            for seed in c["seeds"]:
+                kind = "peer" if m in peer_mod.PEERS else "network"
+
+                def fn(m=m, seed=seed):
+                    if kind == "peer":
+                        pr = peer_mod.train_peer(m, parts, c, seed, desc=f"{task} n={n} {m} s{seed}")
+                        y, ep, secs = pr.predict(parts["test"]), pr.epochs, pr.seconds
+                    else:
+                        tr = train_network(parts, m, c, seed, desc=f"{task} n={n} {m} s{seed}", root=root)
+                        y, ep, secs = predict_network(tr, parts["test"]), tr.history.epochs, tr.seconds
+                    return {"metrics": {**regression_metrics(y_true, y), "epochs": ep, "seconds": round(secs, 1)},
+                            "pred": []}
+                r = _cached(run_key(kind, m, task, fold, seed, c, parts), fn, use_cache)
+                rows.append({"task": task, "model": m, "n_train": len(parts["train"]), "seed": seed,
+                             "n_test": len(parts["test"]), **r["metrics"]})
+    df = pd.DataFrame(rows)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out_dir / "curve.csv", index=False, float_format="%.6g")
+    return df
+
+
+def extrapolate_curves(curves: pd.DataFrame, full_sizes: dict[str, int]) -> pd.DataFrame:
+    """Per task and model: the power-law fit (α ± se) and the MAE it predicts at the task's full
+    training size, with the 95 % interval of the fitted line (core.scaling)."""
+    rows = []
+    for (task, m), g in curves.groupby(["task", "model"], sort=False):
+        fit = fit_power_law(g.n_train.to_numpy(), g.mae.to_numpy())
+        n_full = full_sizes[task]
+        lo, hi = fit.interval(n_full)
+        rows.append({"task": task, "model": m, "alpha": fit.alpha, "alpha_se": fit.alpha_se, "points": fit.n_points,
+                     "n_max_trained": int(g.n_train.max()), "n_full": int(n_full),
+                     "mae_at_largest": float(g[g.n_train == g.n_train.max()].mae.mean()),
+                     "mae_extrapolated": float(fit.predict(n_full)), "lo95": float(lo), "hi95": float(hi)})
+    return pd.DataFrame(rows)
+
+
+def full_train_sizes(summary: pd.DataFrame, tasks: list[str], val_fraction: float) -> dict[str, int]:
+    """Training rows each task has in full (``results/lgdcnn/data_summary.csv``): the given train
+    file of an extended set; for matbench, a fold's outer 80 % minus the inner validation share."""
+    s = summary.set_index("task")
+    out = {}
+    for t in tasks:
+        r = s.loc[t]
+        out[t] = int(r.split.split("/")[0]) if r.split != "5 folds" else int(round(r.rows * 0.8 * (1 - val_fraction)))
+    return out

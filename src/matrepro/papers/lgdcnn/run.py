@@ -1,0 +1,103 @@
+"""The lgdcnn per-dataset stages (dvc.yaml), one process each.
+
+    python -m matrepro.papers.lgdcnn.run plan             # results/lgdcnn/plan/<task>.json for the 28 tasks
+    python -m matrepro.papers.lgdcnn.run task <task>      # results/lgdcnn/tasks/<task>/
+    python -m matrepro.papers.lgdcnn.run curve <task>     # results/lgdcnn/curves/<task>/
+
+``plan`` resolves params.yaml (profile, regime, folds, seeds, caps, recipe) into one small JSON per
+task; each ``task`` stage depends on its own plan file only, not on params.yaml, so changing one
+task's settings re-runs that task and no other. The stage reads nothing else from params.yaml.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from ...core.config import paper_config
+from ...core.errors import MatreproError
+from .tasks import all_tasks, task_config
+
+PLAN_DIR = Path("results/lgdcnn/plan")
+TASK_DIR = Path("results/lgdcnn/tasks")
+CURVE_DIR = Path("results/lgdcnn/curves")
+# the keys of the lgdcnn config that reach a benchmark run (everything else stays out of the plan)
+PLAN_KEYS = ("profile", "task", "regime", "folds", "seeds", "caps", "split_seed", "matbench_val_fraction", "drop_unary",
+             "element_table", "benchmark_models", "benchmark_peers", "peers", "train", "baselines")
+
+
+def task_plan(cfg: dict, task: str) -> dict:
+    t = task_config(cfg, task)
+    plan = {k: t[k] for k in PLAN_KEYS if k in t}
+    plan["models"] = {m: t["models"].get(m, {}) for m in t["benchmark_models"]}
+    return plan
+
+
+def curve_plan(cfg: dict, task: str) -> dict:
+    from .benchmark import curve_config
+
+    t = curve_config(cfg, task)
+    plan = {k: t[k] for k in PLAN_KEYS if k in t}
+    lc = t["learning_curves"]
+    plan["models"] = {m: t["models"].get(m, {}) for m in lc["models"] if m in t["models"]}
+    plan["learning_curves"] = lc
+    return plan
+
+
+def write_plans(cfg: dict, out: Path = PLAN_DIR) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    for f in out.glob("*.json"):
+        f.unlink()
+    paths = []
+    for task in all_tasks(cfg):
+        paths.append(out / f"{task}.json")
+        paths[-1].write_text(json.dumps(task_plan(cfg, task), indent=1, sort_keys=True) + "\n")
+    for task in cfg["learning_curves"]["datasets"]:
+        paths.append(out / f"curve_{task}.json")
+        paths[-1].write_text(json.dumps(curve_plan(cfg, task), indent=1, sort_keys=True) + "\n")
+    return paths
+
+
+def read_plan(path: Path) -> dict:
+    if not path.is_file():
+        raise MatreproError(f"{path}: no plan; run `dvc repro lgdcnn_plan` first")
+    return json.loads(path.read_text())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m matrepro.papers.lgdcnn.run", description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["plan", "task", "curve"])
+    ap.add_argument("task", nargs="?")
+    ap.add_argument("--no-cache", action="store_true", help="retrain every run instead of reusing the run cache")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("MATREPRO_THREADS", 2)))
+    if a.what == "plan":
+        for p in write_plans(paper_config("lgdcnn")):
+            print(p)
+        return 0
+    if not a.task:
+        ap.error(f"{a.what} needs a task name")
+    from . import benchmark
+
+    if a.what == "task":
+        plan = read_plan(PLAN_DIR / f"{a.task}.json")
+        print(f"lgdcnn {a.task}: profile {plan['profile']}, regime {plan['regime']}, folds {plan['folds']}, "
+              f"seeds {plan['seeds']}, caps {plan['caps']}, at most {plan['train']['max_epochs']} epochs", flush=True)
+        out = TASK_DIR / a.task
+        for f in out.glob("*") if out.is_dir() else []:
+            f.unlink()
+        benchmark.run_task(a.task, plan, out, use_cache=not a.no_cache)
+    else:
+        plan = read_plan(PLAN_DIR / f"curve_{a.task}.json")
+        benchmark.run_curve(a.task, plan, CURVE_DIR / a.task, use_cache=not a.no_cache)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

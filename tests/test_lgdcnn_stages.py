@@ -1,0 +1,174 @@
+"""lgdcnn per-dataset stages: the stage list against params, the cpu full-rows rule, task plans,
+the run cache key, seed statistics and verdicts, the power-law extrapolation, bf16 autocast."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from matrepro.core.config import paper_config
+from matrepro.core.errors import MatreproError
+from matrepro.core.precision import Autocast, unwrap, with_precision
+from matrepro.core.scaling import fit_power_law
+from matrepro.papers.lgdcnn import benchmark as ex
+from matrepro.papers.lgdcnn import run as lg_run
+from matrepro.papers.lgdcnn.tasks import all_tasks, task_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stages():
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def test_task_stages_cover_exactly_the_28_tasks_of_params():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["lgdcnn"]
+    st = _stages()
+    assert st["lgdcnn_task"]["foreach"] == params["extended"] + params["matbench"]
+    assert len(st["lgdcnn_task"]["foreach"]) == 28
+    assert st["lgdcnn_curve"]["foreach"] == params["learning_curves"]["datasets"]
+    # every task stage reads its own plan file, never params.yaml
+    do = st["lgdcnn_task"]["do"]
+    assert "results/lgdcnn/plan/${item}.json" in do["deps"] and "params" not in do
+
+
+def test_cpu_full_rows_are_exactly_the_tasks_with_at_most_max_train_rows():
+    cfg = paper_config("lgdcnn", "cpu")
+    summary = pd.read_csv(ROOT / "results" / "lgdcnn" / "data_summary.csv")
+    sizes = ex.full_train_sizes(summary, all_tasks(cfg), cfg["matbench_val_fraction"])
+    assert sizes["aflow__ael_bulk_modulus_vrh"] == 3428 and sizes["log_gvrh"] == 7691 and sizes["steels"] == 218
+    small = {t for t, n in sizes.items() if n <= cfg["full_rows"]["max_train"]}
+    assert small == set(cfg["full_rows"]["tasks"])
+    assert len(small) == 15  # the 8 AFLOW/MP elastic and thermal sets + 7 matbench tasks
+    for t in small:
+        tc = task_config(cfg, t)
+        assert tc["regime"] == "full" and tc["caps"] == {"train": None, "val": None, "test": None}
+        assert (tc["train"]["max_epochs"], tc["train"]["epochs_step"], tc["train"]["batch_size"]) == (300, 10, "auto")
+        assert tc["train"]["optimizer"] == "lamb_lookahead" and tc["train"]["swa"] and tc["train"]["discard_n"] == 5
+    assert task_config(cfg, "OQMD_Bandgap")["regime"] == "capped"
+
+
+def test_plans_change_only_for_the_task_whose_settings_change(tmp_path):
+    cfg = paper_config("lgdcnn", "cpu")
+    a = {p.name: p.read_text() for p in lg_run.write_plans(cfg, tmp_path / "a") and (tmp_path / "a").iterdir()}
+    cfg2 = json.loads(json.dumps(cfg))
+    cfg2["task_overrides"]["steels"] = {"matbench_folds": [0, 1], "seeds": [7]}
+    cfg2["ablation"]["run"] = ["default"]  # not part of any benchmark run
+    lg_run.write_plans(cfg2, tmp_path / "b")
+    b = {p.name: p.read_text() for p in (tmp_path / "b").iterdir()}
+    assert set(a) == set(b) and len(a) == 28 + 3
+    assert [k for k in a if a[k] != b[k]] == ["steels.json"]
+    plan = json.loads(b["steels.json"])
+    assert plan["folds"] == [0, 1] and plan["seeds"] == [7] and set(plan["models"]) == {"lgdcnn"}
+    assert "ablation" not in plan and "cecv" not in plan
+
+
+def test_run_key_depends_on_rows_seed_and_recipe():
+    cfg = task_config(paper_config("lgdcnn", "smoke"), "steels")
+    df = pd.DataFrame({"row": [1, 2, 3], "formula": ["NaCl", "MgO", "Fe"], "target": [1.0, 2.0, 3.0]})
+    parts = {s: df for s in ("train", "val", "test")}
+    k = ex.run_key("network", "lgdcnn", "steels", 0, 42, cfg, parts)
+    assert k == ex.run_key("network", "lgdcnn", "steels", 0, 42, cfg, parts)
+    assert k != ex.run_key("network", "lgdcnn", "steels", 0, 43, cfg, parts)
+    assert k != ex.run_key("network", "lgdcnn", "steels", 1, 42, cfg, parts)
+    assert k != ex.run_key("network", "lgdcnn", "steels", 0, 42, dict(cfg, train={**cfg["train"], "max_epochs": 3}), parts)
+    other = {**parts, "train": df.assign(row=[1, 2, 4])}
+    assert k != ex.run_key("network", "lgdcnn", "steels", 0, 42, cfg, other)
+
+
+def test_run_cache_stores_and_reuses(tmp_path, monkeypatch):
+    monkeypatch.setenv("MATREPRO_LGDCNN_CACHE", str(tmp_path))
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return {"metrics": {"mae": 0.5}, "pred": [1.0, 2.0]}
+    assert ex._cached("k1", fn) == ex._cached("k1", fn) == {"metrics": {"mae": 0.5}, "pred": [1.0, 2.0]}
+    assert len(calls) == 1 and (tmp_path / "k1.json").is_file()
+    ex._cached("k1", fn, use_cache=False)
+    assert len(calls) == 2
+
+
+def _fold(task, fold, per_model):
+    return {"task": task, "fold": fold, "label": task, "unit": "eV", "benchmark": "matbench", "regime": "full",
+            "caps": {}, "rows": {"train": 100, "val": 10, "test": 20}, "train": {"max_epochs": 300},
+            "models": {m: {"per_seed": [{"mae": v, "epochs": 40, "seconds": 1.0} for v in maes]}
+                       for m, maes in per_model.items()}}
+
+
+def test_seed_spread_is_over_seeds_after_averaging_folds():
+    rs = [_fold("t", 0, {"lgdcnn": [1.0, 2.0]}), _fold("t", 1, {"lgdcnn": [3.0, 4.0]})]
+    s = ex.model_summary(rs, "lgdcnn")
+    # seed means over folds: (1+3)/2 = 2, (2+4)/2 = 3 -> mean 2.5, sd 0.7071; fold means 1.5, 3.5
+    assert s["mae"] == pytest.approx(2.5) and s["mae_std"] == pytest.approx(np.sqrt(0.5))
+    assert s["fold_std"] == pytest.approx(np.sqrt(2.0)) and (s["seeds"], s["folds"]) == (2, 2)
+    assert ex.model_summary(rs, "crabnet") is None
+
+
+def test_verdict_needs_more_than_the_seed_spread():
+    assert ex.verdict({"mae": 1.0, "mae_std": 0.1}, {"mae": 1.3, "mae_std": 0.05}) == "wins"
+    assert ex.verdict({"mae": 1.0, "mae_std": 0.1}, {"mae": 1.05, "mae_std": 0.05}) == "tie (within seed spread)"
+    assert ex.verdict({"mae": 1.3, "mae_std": 0.1}, {"mae": 1.0, "mae_std": 0.1}) == "loses"
+    assert ex.verdict({"mae": 1.0, "mae_std": None}, {"mae": 1.1, "mae_std": None}) == "wins (1 seed)"
+    assert ex.verdict(None, {"mae": 1.0}) == "–"
+    rs = [_fold("t", 0, {"lgdcnn": [1.0, 1.1, 0.9], "crabnet": [2.0, 2.1, 1.9], "roost": [1.0, 1.2, 0.8],
+                         "rf_magpie": [3.0], "mlp_magpie": [3.0]})]
+    m = ex.benchmark_metrics(rs, {"profile": "smoke", "benchmark_models": ["lgdcnn"],
+                                  "benchmark_peers": ["crabnet", "roost"]})
+    assert m["tasks"]["t"]["verdict"] == {"crabnet": "wins", "roost": "tie (within seed spread)", "rf_magpie": "wins"}
+
+
+def test_power_law_fit_recovers_alpha_from_synthetic_data():
+    rng = np.random.default_rng(0)
+    n = np.repeat([1000, 2000, 5000, 10000, 20000], 3)
+    mae = 3.0 * n ** -0.35 * np.exp(rng.normal(0, 0.03, len(n)))
+    fit = fit_power_law(n, mae)
+    assert fit.alpha == pytest.approx(0.35, abs=0.03) and fit.alpha_se < 0.03
+    lo, hi = fit.interval(240000)
+    assert lo < fit.predict(240000) < hi
+    # the 95 % interval at N = 240,000 covers the true value in about 95 % of synthetic draws
+    truth, hits = 3.0 * 240000 ** -0.35, 0
+    for k in range(300):
+        m = 3.0 * n ** -0.35 * np.exp(np.random.default_rng(k).normal(0, 0.03, len(n)))
+        lo, hi = fit_power_law(n, m).interval(240000)
+        hits += bool(lo < truth < hi)
+    assert 0.90 <= hits / 300 <= 0.99
+    exact = fit_power_law([10, 100, 1000], [1.0, 0.5, 0.25])  # alpha = log10(2) exactly
+    assert exact.alpha == pytest.approx(np.log10(2)) and exact.predict(10000) == pytest.approx(0.125)
+    curves = pd.DataFrame({"task": "t", "model": "m", "n_train": n, "mae": mae})
+    e = ex.extrapolate_curves(curves, {"t": 240000}).iloc[0]
+    assert e.lo95 < e.mae_extrapolated < e.hi95 and e.n_full == 240000 and e.points == 15
+
+
+@pytest.mark.parametrize("n, mae, msg", [([1, 2], [1.0, 0.5], "need >= 3"), ([1, 1, 1], [1.0, 0.9, 0.8], "2 sizes"),
+                                         ([1, 2, 3], [1.0, -0.5, 0.2], "positive"), ([1, 2], [1.0], "same length")])
+def test_power_law_rejects_bad_points(n, mae, msg):
+    with pytest.raises(MatreproError, match=msg):
+        fit_power_law(n, mae)
+
+
+def test_bf16_autocast_wrapper_trains_in_bf16_and_predicts_in_fp32():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    w = with_precision(net, "bf16")
+    assert isinstance(w, Autocast) and unwrap(w) is net and with_precision(net, "fp32") is net
+    x, y = torch.randn(64, 8), torch.randn(64, 1)
+    w.train()
+    out = w(x)
+    assert out.dtype == torch.float32
+    opt = torch.optim.Adam(w.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(w(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+    w.eval()
+    assert torch.equal(w(x), net(x))  # eval is the plain fp32 model
+    with pytest.raises(MatreproError, match="unknown precision"):
+        with_precision(net, "fp8")
