@@ -172,3 +172,29 @@ def test_bf16_autocast_wrapper_trains_in_bf16_and_predicts_in_fp32():
     assert torch.equal(w(x), net(x))  # eval is the plain fp32 model
     with pytest.raises(MatreproError, match="unknown precision"):
         with_precision(net, "fp8")
+
+
+def test_warm_lists_every_run_and_skips_claimed_or_cached_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("MATREPRO_LGDCNN_CACHE", str(tmp_path))
+    plan = task_config(paper_config("lgdcnn", "smoke"), "steels")
+    plan = dict(plan, benchmark_peers=["roost"])
+    jobs = ex.warm_jobs("steels", plan)
+    # per fold: lgdcnn x 2 seeds, roost x 2 seeds, one baseline job
+    assert len(jobs) == len(plan["folds"]) * 5
+    assert [j["kind"] for j in jobs[:5]] == ["network", "network", "peer", "peer", "baseline"]
+    df = pd.DataFrame({"row": [1, 2, 3], "formula": ["NaCl", "MgO", "Fe"], "target": [1.0, 2.0, 3.0]})
+    monkeypatch.setattr(ex, "load_task", lambda *a, **k: ({s: df for s in ("train", "val", "test")}, None))
+    trained = []
+    monkeypatch.setattr(ex, "run_fold", lambda task, fold, cfg, cache, **k: trained.append((fold, cfg["seeds"], k)))
+    first = jobs[0]
+    one = dict(plan, seeds=[first["seed"]])
+    key = ex.run_key("network", "lgdcnn", "steels", first["fold"], first["seed"], one, {s: df for s in ("train", "val", "test")})
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / f"{key}.claim").touch()  # another worker has it
+    assert ex.warm(["steels"], lambda t: plan) == len(jobs) - 1
+    assert ex.warm(["steels"], lambda t: plan) == 0  # everything is claimed now
+    assert (tmp_path / "claims" / f"{key}.claim").is_file()
+    assert ex.warm(["steels"], lambda t: plan, clear_stale=True) == len(jobs)  # no run finished: claims were stale
+    assert len(ex.missing_runs("steels", plan)) == len(jobs)
+    (tmp_path / f"{key}.json").write_text("{}")
+    assert len(ex.missing_runs("steels", plan)) == len(jobs) - 1

@@ -333,3 +333,55 @@ def full_train_sizes(summary: pd.DataFrame, tasks: list[str], val_fraction: floa
         r = s.loc[t]
         out[t] = int(r.split.split("/")[0]) if r.split != "5 folds" else int(round(r.rows * 0.8 * (1 - val_fraction)))
     return out
+
+
+def warm_jobs(task: str, plan: dict) -> list[dict]:
+    """The single runs of one task's plan: every (fold, network or peer, seed), then the baselines."""
+    jobs = []
+    for fold in plan["folds"]:
+        for kind, names in (("network", plan["benchmark_models"]), ("peer", plan.get("benchmark_peers", []))):
+            for name in names:
+                jobs += [{"task": task, "fold": fold, "kind": kind, "name": name, "seed": s} for s in plan["seeds"]]
+        jobs.append({"task": task, "fold": fold, "kind": "baseline", "name": "magpie", "seed": plan["seeds"][0]})
+    return jobs
+
+
+def _job_keys(task: str, plan: dict):
+    """(job, plan for its one seed, run key) for every single run of the task's plan."""
+    loaded = {}
+    for job in warm_jobs(task, plan):
+        one = dict(plan, seeds=[job["seed"]])
+        if job["fold"] not in loaded:
+            loaded[job["fold"]] = load_task(task, job["fold"], plan)[0]
+        yield job, one, run_key(job["kind"], job["name"], task, job["fold"], job["seed"], one, loaded[job["fold"]])
+
+
+def missing_runs(task: str, plan: dict) -> list[dict]:
+    """The single runs of the task's plan that are not in the run cache yet."""
+    return [job for job, _, key in _job_keys(task, plan) if not (run_cache_dir() / f"{key}.json").is_file()]
+
+
+def warm(tasks: list[str], read_plan, clear_stale: bool = False) -> int:
+    """Train every single run of ``tasks`` into the run cache, one claim file per run so that
+    several processes split the work (a run already cached or claimed is skipped). Returns the
+    number of runs trained here."""
+    claims = run_cache_dir() / "claims"
+    claims.mkdir(parents=True, exist_ok=True)
+    if clear_stale:
+        for c in claims.glob("*.claim"):
+            if not (run_cache_dir() / f"{c.stem}.json").is_file():
+                c.unlink()
+    done = 0
+    for task in tasks:
+        for job, one, key in _job_keys(task, read_plan(task)):
+            if (run_cache_dir() / f"{key}.json").is_file():
+                continue
+            try:
+                os.close(os.open(claims / f"{key}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                continue
+            kind, name = job["kind"], job["name"]
+            run_fold(task, job["fold"], one, {}, models=[name] if kind == "network" else [],
+                     peers=[name] if kind == "peer" else [], baselines=kind == "baseline")
+            done += 1
+    return done

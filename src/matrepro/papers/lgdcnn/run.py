@@ -3,6 +3,12 @@
     python -m matrepro.papers.lgdcnn.run plan             # results/lgdcnn/plan/<task>.json for the 28 tasks
     python -m matrepro.papers.lgdcnn.run task <task>      # results/lgdcnn/tasks/<task>/
     python -m matrepro.papers.lgdcnn.run curve <task>     # results/lgdcnn/curves/<task>/
+    python -m matrepro.papers.lgdcnn.run warm [<task> ...] # fill the run cache (start N of these, one thread each)
+
+``warm`` trains the single runs (task, fold, model, seed; baselines) of the listed tasks into the
+run cache (``benchmark.run_cache_dir()``), claiming each run with a file so that several processes
+(or machines sharing the cache) split the work; the stages then gather from the cache in seconds.
+A claim left by a killed process is cleared with ``--clear-stale`` when no worker is running.
 
 ``plan`` resolves params.yaml (profile, regime, folds, seeds, caps, recipe) into one small JSON per
 task; each ``task`` stage depends on its own plan file only, not on params.yaml, so changing one
@@ -69,8 +75,9 @@ def read_plan(path: Path) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m matrepro.papers.lgdcnn.run", description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["plan", "task", "curve"])
-    ap.add_argument("task", nargs="?")
+    ap.add_argument("what", choices=["plan", "task", "curve", "warm"])
+    ap.add_argument("task", nargs="*")
+    ap.add_argument("--clear-stale", action="store_true", help="warm: drop claims without a finished run first")
     ap.add_argument("--no-cache", action="store_true", help="retrain every run instead of reusing the run cache")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -81,21 +88,26 @@ def main(argv=None) -> int:
         for p in write_plans(paper_config("lgdcnn")):
             print(p)
         return 0
-    if not a.task:
-        ap.error(f"{a.what} needs a task name")
     from . import benchmark
 
+    if a.what == "warm":
+        names = a.task or all_tasks(paper_config("lgdcnn"))
+        benchmark.warm(names, lambda t: read_plan(PLAN_DIR / f"{t}.json"), clear_stale=a.clear_stale)
+        return 0
+    if len(a.task) != 1:
+        ap.error(f"{a.what} needs one task name")
+    task = a.task[0]
     if a.what == "task":
-        plan = read_plan(PLAN_DIR / f"{a.task}.json")
-        print(f"lgdcnn {a.task}: profile {plan['profile']}, regime {plan['regime']}, folds {plan['folds']}, "
+        plan = read_plan(PLAN_DIR / f"{task}.json")
+        print(f"lgdcnn {task}: profile {plan['profile']}, regime {plan['regime']}, folds {plan['folds']}, "
               f"seeds {plan['seeds']}, caps {plan['caps']}, at most {plan['train']['max_epochs']} epochs", flush=True)
-        out = TASK_DIR / a.task
+        out = TASK_DIR / task
         for f in out.glob("*") if out.is_dir() else []:
             f.unlink()
-        benchmark.run_task(a.task, plan, out, use_cache=not a.no_cache)
+        benchmark.run_task(task, plan, out, use_cache=not a.no_cache)
     else:
-        plan = read_plan(PLAN_DIR / f"curve_{a.task}.json")
-        benchmark.run_curve(a.task, plan, CURVE_DIR / a.task, use_cache=not a.no_cache)
+        plan = read_plan(PLAN_DIR / f"curve_{task}.json")
+        benchmark.run_curve(task, plan, CURVE_DIR / task, use_cache=not a.no_cache)
     return 0
 
 
