@@ -173,10 +173,12 @@ def test_lgdcnn_metrics_cover_all_28_datasets(smoke_repo):
     m = json.loads((repo / "metrics" / "lgdcnn" / "benchmark.json").read_text())
     assert m["profile"] == "smoke" and len(m["tasks"]) == 28
     assert len(list((repo / "results" / "lgdcnn" / "tasks").iterdir())) == 28
-    for name, t in m["tasks"].items():
-        assert set(t["models"]) == {"lgdcnn", "crabnet", "roost", "rf_magpie", "mlp_magpie"}, name
+    for name, t in m["tasks"].items():  # smoke: the peers train on steels and mp_gap only (time)
+        peers = {"crabnet", "roost"} if name in ("steels", "mp_gap") else set()
+        assert set(t["models"]) == {"lgdcnn", "rf_magpie", "mlp_magpie"} | peers, name
         assert all(v["mae"] == v["mae"] and v["mae"] >= 0 for v in t["models"].values()), name
         assert set(t["verdict"]) == {"crabnet", "roost", "rf_magpie"}, name
+        assert "seconds" not in t["models"]["lgdcnn"], name  # timings stay in results/, not in the metrics
     steels = m["tasks"]["steels"]  # the smoke profile's full-rows task: 2 folds x 2 seeds
     assert steels["regime"] == "full" and steels["folds"] == [0, 1]
     assert steels["models"]["lgdcnn"]["seeds"] == 2 and steels["models"]["lgdcnn"]["mae_std"] is not None
@@ -219,7 +221,7 @@ def _assert_same(a, b, key=""):
         assert len(a) == len(b), key
         for x, y in zip(a, b):
             _assert_same(x, y, key)
-    elif key == "rf_magpie":
+    elif key == "rf_magpie" and isinstance(a, float):
         assert a == pytest.approx(b, rel=1e-12), key
     else:
         assert a == b, key

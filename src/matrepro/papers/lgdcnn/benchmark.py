@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from ...core.config import deep_merge
@@ -107,19 +108,23 @@ def run_fold(task: str, fold, cfg: dict, magpie_cache: dict, root: Path | None =
     y_true = parts["test"].target
 
     def ours(m, seed):
+        c0 = time.process_time()
         tr = train_network(parts, m, cfg, seed, desc=f"{name} {m} s{seed}", root=root)
         y = predict_network(tr, parts["test"])
         return {"metrics": {**regression_metrics(y_true, y), "epochs": tr.history.epochs,
-                            "seconds": round(tr.seconds, 1), "batch_size": tr.batch_size,
+                            "seconds": round(tr.seconds, 1), "cpu_seconds": round(time.process_time() - c0, 1),
+                            "threads": torch.get_num_threads(), "batch_size": tr.batch_size,
                             "swa_checks": tr.history.swa_checks, "n_slots": tr.n_slots,
                             "n_parameters": count_parameters(tr.model),
                             "precision": cfg["train"].get("precision", "fp32")},
                 "pred": [float(v) for v in y]}
 
     def peer(p, seed):
+        c0 = time.process_time()
         pr = peer_mod.train_peer(p, parts, cfg, seed, desc=f"{name} {p} s{seed}")
         y = pr.predict(parts["test"])
         return {"metrics": {**regression_metrics(y_true, y), "epochs": pr.epochs, "seconds": round(pr.seconds, 1),
+                            "cpu_seconds": round(time.process_time() - c0, 1), "threads": torch.get_num_threads(),
                             "batch_size": pr.batch_size, "n_parameters": pr.n_parameters},
                 "pred": [float(v) for v in y]}
 
@@ -244,7 +249,7 @@ def summary_table(results: list[dict], models: list[str]) -> pd.DataFrame:
 def benchmark_metrics(results: list[dict], cfg: dict, pending: list[str] | None = None) -> dict:
     """metrics/lgdcnn/benchmark.json: per task, every model's MAE, seed spread, rows, folds and
     epochs; ``pending``: the tasks not run yet."""
-    models = list(cfg["benchmark_models"]) + list(cfg.get("benchmark_peers", [])) + ["rf_magpie", "mlp_magpie"]
+    models = list(cfg["benchmark_models"]) + list(peer_mod.PEERS) + ["rf_magpie", "mlp_magpie"]
     out = {"profile": cfg["profile"], "tasks": {}, "pending": list(pending or [])}
     by_task: dict[str, list[dict]] = {}
     for r in results:
@@ -257,8 +262,8 @@ def benchmark_metrics(results: list[dict], cfg: dict, pending: list[str] | None 
             "regime": rs[0].get("regime"), "caps": rs[0].get("caps"),
             "n_train": int(np.mean([r["rows"]["train"] for r in rs])), "n_test": int(np.mean([r["rows"]["test"] for r in rs])),
             "folds": [r["fold"] for r in rs], "max_epochs": rs[0]["train"]["max_epochs"],
-            "models": {m: v for m, v in ms.items() if v is not None},
-            "verdict": {p: verdict(ours, ms.get(p)) for p in cfg.get("benchmark_peers", []) + ["rf_magpie"]}}
+            "models": {m: {k: x for k, x in v.items() if k != "seconds"} for m, v in ms.items() if v is not None},
+            "verdict": {p: verdict(ours, ms.get(p)) for p in list(peer_mod.PEERS) + ["rf_magpie"]}}
     return out
 
 

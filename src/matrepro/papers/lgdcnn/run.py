@@ -25,45 +25,56 @@ from pathlib import Path
 
 from ...core.config import paper_config
 from ...core.errors import MatreproError
+from ...features.composition import MAX_SLOTS
 from .tasks import all_tasks, task_config
 
 PLAN_DIR = Path("results/lgdcnn/plan")
 TASK_DIR = Path("results/lgdcnn/tasks")
 CURVE_DIR = Path("results/lgdcnn/curves")
+SUMMARY = Path("results/lgdcnn/data_summary.csv")
 # the keys of the lgdcnn config that reach a benchmark run (everything else stays out of the plan)
 PLAN_KEYS = ("profile", "task", "regime", "folds", "seeds", "caps", "split_seed", "matbench_val_fraction", "drop_unary",
              "element_table", "benchmark_models", "benchmark_peers", "peers", "train", "baselines")
 
 
-def task_plan(cfg: dict, task: str) -> dict:
+def task_plan(cfg: dict, task: str, summary=None) -> dict:
+    """The task's plan; with ``summary`` (data_summary.csv) it carries the task's element-slot count
+    (the largest element count over all its rows, capped at 16), so the stage need not parse every row."""
     t = task_config(cfg, task)
     plan = {k: t[k] for k in PLAN_KEYS if k in t}
     plan["models"] = {m: t["models"].get(m, {}) for m in t["benchmark_models"]}
+    if summary is not None:
+        plan["n_slots"] = int(min(summary.set_index("task").loc[task, "max elements"], MAX_SLOTS))
     return plan
 
 
-def curve_plan(cfg: dict, task: str) -> dict:
+def curve_plan(cfg: dict, task: str, summary=None) -> dict:
     from .benchmark import curve_config
 
     t = curve_config(cfg, task)
     plan = {k: t[k] for k in PLAN_KEYS if k in t}
+    if summary is not None:
+        plan["n_slots"] = int(min(summary.set_index("task").loc[task, "max elements"], MAX_SLOTS))
     lc = t["learning_curves"]
     plan["models"] = {m: t["models"].get(m, {}) for m in lc["models"] if m in t["models"]}
     plan["learning_curves"] = lc
     return plan
 
 
-def write_plans(cfg: dict, out: Path = PLAN_DIR) -> list[Path]:
+def write_plans(cfg: dict, out: Path = PLAN_DIR, summary_csv: Path | None = SUMMARY) -> list[Path]:
+    import pandas as pd
+
+    summary = pd.read_csv(summary_csv) if summary_csv is not None and Path(summary_csv).is_file() else None
     out.mkdir(parents=True, exist_ok=True)
     for f in out.glob("*.json"):
         f.unlink()
     paths = []
     for task in all_tasks(cfg):
         paths.append(out / f"{task}.json")
-        paths[-1].write_text(json.dumps(task_plan(cfg, task), indent=1, sort_keys=True) + "\n")
+        paths[-1].write_text(json.dumps(task_plan(cfg, task, summary), indent=1, sort_keys=True) + "\n")
     for task in cfg["learning_curves"]["datasets"]:
         paths.append(out / f"curve_{task}.json")
-        paths[-1].write_text(json.dumps(curve_plan(cfg, task), indent=1, sort_keys=True) + "\n")
+        paths[-1].write_text(json.dumps(curve_plan(cfg, task, summary), indent=1, sort_keys=True) + "\n")
     return paths
 
 

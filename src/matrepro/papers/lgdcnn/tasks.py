@@ -88,7 +88,8 @@ def load_task(task: str, fold: int | None, cfg: dict, root: Path | None = None) 
         raise MatreproError(f"params.yaml: unknown lgdcnn task {task!r}")
     # Slots = the largest element count in the whole task (all rows, before any cap), so a capped
     # run pads exactly as a full run would (padding is not masked inside the network).
-    n_slots = max(encode_formulas(parts[s].formula.tolist())[0].shape[1] for s in SPLITS)
+    # (the plan carries it from data_summary.csv, which parsed every row with the same parser)
+    n_slots = cfg.get("n_slots") or max(encode_formulas(parts[s].formula.tolist())[0].shape[1] for s in SPLITS)
     caps = cfg.get("caps") or {}
     for s in SPLITS:
         parts[s] = cap_rows(parts[s].reset_index(drop=True), caps.get(s), seed, flog, s)
