@@ -211,8 +211,9 @@ def test_status_clean_and_forced_rerun_identical(smoke_repo):
 
 
 def _assert_same(a, b, key=""):
-    """Equal, except that scikit-learn's random forest, predicting with 2 threads, sums its trees in
-    thread order: its MAE may differ in the last bit (seen: 1.082800625 vs 1.0828006250000002)."""
+    """Equal, except in the last bits of floats: scikit-learn's random forest, predicting with 2 threads,
+    sums its trees in thread order (seen: 1.082800625 vs 1.0828006250000002), and a 2-thread retrain of
+    the lgdcnn smoke networks moved a fold spread by 1e-15 relative (17.467670039568475 vs ...453)."""
     if isinstance(a, dict):
         assert a.keys() == b.keys(), key
         for k in a:
@@ -221,7 +222,7 @@ def _assert_same(a, b, key=""):
         assert len(a) == len(b), key
         for x, y in zip(a, b):
             _assert_same(x, y, key)
-    elif key == "rf_magpie" and isinstance(a, float):
+    elif isinstance(a, float):  # last-bit differences only (2-thread reductions), see above
         assert a == pytest.approx(b, rel=1e-12), key
     else:
         assert a == b, key
