@@ -93,11 +93,11 @@ def _agg(per_seed: list[dict]) -> dict:
 
 
 def run_fold(task: str, fold, cfg: dict, magpie_cache: dict, root: Path | None = None, models=None, peers=None,
-             baselines: bool = True, use_cache: bool = True) -> tuple[dict, pd.DataFrame]:
+             baselines: bool = True, use_cache: bool = True, loaded: tuple | None = None) -> tuple[dict, pd.DataFrame]:
     """One task (one matbench fold): our networks and the peers over ``cfg['seeds']``, and the Magpie
     baselines (first seed), all on the same rows. ``cfg`` is the task's plan (:func:`tasks.task_config`).
     Returns (result dict, test predictions; each model's column is its mean over seeds)."""
-    parts, flog = load_task(task, fold, cfg, root)
+    parts, flog = loaded or load_task(task, fold, cfg, root)  # ``loaded``: (parts, filter log) already read
     name = task + ("" if fold is None else f"/fold{fold}")
     res = {"task": task, "fold": fold, "label": task_label(task), "unit": task_unit(task),
            "benchmark": "extended" if task in EXTENDED else "matbench", "profile": cfg["profile"],
@@ -222,30 +222,6 @@ def verdict(ours: dict | None, peer: dict | None) -> str:
     return "wins" if d > 0 else "loses"
 
 
-def summary_table(results: list[dict], models: list[str]) -> pd.DataFrame:
-    """One row per task: rows, regime, folds, seeds, epochs, and per model its MAE and seed spread."""
-    rows = []
-    by_task: dict[str, list[dict]] = {}
-    for r in results:
-        by_task.setdefault(r["task"], []).append(r)
-    for task, rs in by_task.items():
-        r0 = rs[0]
-        row = {"task": task, "label": r0["label"], "unit": r0["unit"], "benchmark": r0["benchmark"],
-               "regime": r0.get("regime"), "n_train": int(np.mean([r["rows"]["train"] for r in rs])),
-               "n_test": int(np.mean([r["rows"]["test"] for r in rs])),
-               "folds": "given split" if r0["fold"] is None else ",".join(str(r["fold"]) for r in rs),
-               "max_epochs": r0["train"]["max_epochs"]}
-        for m in models:
-            s = model_summary(rs, m)
-            row[m] = s["mae"] if s else np.nan
-            row[f"{m}_std"] = s["mae_std"] if s and s["mae_std"] is not None else np.nan
-            row[f"{m}_seeds"] = s["seeds"] if s else 0
-            row[f"{m}_epochs"] = s["epochs"] if s else None
-            row[f"{m}_seconds"] = s["seconds"] if s else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def benchmark_metrics(results: list[dict], cfg: dict, pending: list[str] | None = None) -> dict:
     """metrics/lgdcnn/benchmark.json: per task, every model's MAE, seed spread, rows, folds and
     epochs; ``pending``: the tasks not run yet."""
@@ -357,13 +333,14 @@ def _job_keys(task: str, plan: dict):
     for job in warm_jobs(task, plan):
         one = dict(plan, seeds=[job["seed"]])
         if job["fold"] not in loaded:
-            loaded[job["fold"]] = load_task(task, job["fold"], plan)[0]
-        yield job, one, run_key(job["kind"], job["name"], task, job["fold"], job["seed"], one, loaded[job["fold"]])
+            loaded[job["fold"]] = load_task(task, job["fold"], plan)
+        yield job, one, loaded[job["fold"]], run_key(job["kind"], job["name"], task, job["fold"], job["seed"], one,
+                                                     loaded[job["fold"]][0])
 
 
 def missing_runs(task: str, plan: dict) -> list[dict]:
     """The single runs of the task's plan that are not in the run cache yet."""
-    return [job for job, _, key in _job_keys(task, plan) if not (run_cache_dir() / f"{key}.json").is_file()]
+    return [job for job, _, _, key in _job_keys(task, plan) if not (run_cache_dir() / f"{key}.json").is_file()]
 
 
 def warm(tasks: list[str], read_plan, clear_stale: bool = False) -> int:
@@ -378,7 +355,7 @@ def warm(tasks: list[str], read_plan, clear_stale: bool = False) -> int:
                 c.unlink()
     done = 0
     for task in tasks:
-        for job, one, key in _job_keys(task, read_plan(task)):
+        for job, one, loaded, key in _job_keys(task, read_plan(task)):
             if (run_cache_dir() / f"{key}.json").is_file():
                 continue
             try:
@@ -387,6 +364,6 @@ def warm(tasks: list[str], read_plan, clear_stale: bool = False) -> int:
                 continue
             kind, name = job["kind"], job["name"]
             run_fold(task, job["fold"], one, {}, models=[name] if kind == "network" else [],
-                     peers=[name] if kind == "peer" else [], baselines=kind == "baseline")
+                     peers=[name] if kind == "peer" else [], baselines=kind == "baseline", loaded=loaded)
             done += 1
     return done
