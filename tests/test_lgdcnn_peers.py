@@ -166,3 +166,29 @@ def test_unknown_peer_setting_is_an_error(name, parts):
     _need(name)
     with pytest.raises(MatreproError, match="unknown"):
         peers.train_peer(name, parts, _cfg(**{name: {"epochs": 5, "no_such_key": 1}}), 0)
+
+
+def test_crabnet_killed_and_resumed_gives_the_uninterrupted_result(parts, tmp_path):
+    """CrabNet saves its state (weights, Lamb+Lookahead+SWA, cyclic schedule, generators) at an
+    epoch start; started again, it skips to that epoch and ends where an uninterrupted run does."""
+    _need("crabnet")
+    from matrepro.core.checkpoint import Checkpoint
+
+    class Killed(Exception):
+        pass
+
+    class Halt(Checkpoint):
+        def save(self, state):
+            super().save(state)
+            if state["epoch"] == 5:
+                raise Killed
+
+    cfg = {"train": {**SMOKE, "max_epochs": 8, "epochs_step": 1}, "peers": {}}
+    ref = peers.train_peer("crabnet", parts, cfg, seed=3)
+    path = tmp_path / "crab.ckpt"
+    with pytest.raises(Killed):
+        peers.train_peer("crabnet", parts, cfg, seed=3, checkpoint=Halt(path, every_seconds=0))
+    res = peers.train_peer("crabnet", parts, cfg, seed=3, checkpoint=Checkpoint(path, every_seconds=3600))
+    assert res.epochs == ref.epochs == 8
+    assert res.info["swa_val_mae"] == ref.info["swa_val_mae"] and ref.info["swa_val_mae"]
+    assert np.array_equal(res.predict(parts["test"]), ref.predict(parts["test"]))

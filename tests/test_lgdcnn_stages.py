@@ -13,6 +13,7 @@ from matrepro.core.config import paper_config
 from matrepro.core.errors import MatreproError
 from matrepro.core.precision import Autocast, unwrap, with_precision
 from matrepro.core.scaling import fit_power_law
+from matrepro.core.validate import FilterLog
 from matrepro.papers.lgdcnn import benchmark as ex
 from matrepro.papers.lgdcnn import run as lg_run
 from matrepro.papers.lgdcnn.tasks import all_tasks, task_config
@@ -83,13 +84,35 @@ def test_run_cache_stores_and_reuses(tmp_path, monkeypatch):
     monkeypatch.setenv("MATREPRO_LGDCNN_CACHE", str(tmp_path))
     calls = []
 
-    def fn():
-        calls.append(1)
+    def fn(ck):
+        calls.append(ck)
+        ck.save({"epoch": 3})  # what a training does while it runs
+        assert (tmp_path / "k1.ckpt").is_file()
         return {"metrics": {"mae": 0.5}, "pred": [1.0, 2.0]}
     assert ex._cached("k1", fn) == ex._cached("k1", fn) == {"metrics": {"mae": 0.5}, "pred": [1.0, 2.0]}
     assert len(calls) == 1 and (tmp_path / "k1.json").is_file()
-    ex._cached("k1", fn, use_cache=False)
-    assert len(calls) == 2
+    assert calls[0].path == tmp_path / "k1.ckpt" and not calls[0].path.exists()  # cleared once stored
+    assert ex._cached("k2", lambda ck: {"ck": ck is None}, use_cache=False) == {"ck": True}
+    assert not (tmp_path / "k2.json").exists()
+
+
+def test_a_network_run_stores_its_weights_beside_the_metrics(tmp_path, monkeypatch):
+    """run_fold on the smoke plan: <key>.json (metrics, test predictions) and <key>.pt (spec,
+    weights, scaler, slots: what `matrepro predict` rebuilds the network from)."""
+    monkeypatch.setenv("MATREPRO_LGDCNN_CACHE", str(tmp_path))
+    torch.set_num_threads(1)
+    plan = dict(task_config(paper_config("lgdcnn", "smoke"), "steels"), seeds=[42], benchmark_peers=[])
+    rng = np.random.default_rng(0)
+    formulas = ["Fe0.9C0.1", "Fe0.8Ni0.2", "Fe0.7Cr0.2Mo0.1", "Fe0.95Mn0.05", "Fe0.85Co0.15", "Fe0.6Ni0.3Ti0.1"]
+    parts = {s: pd.DataFrame({"row": np.arange(1, n + 1), "formula": rng.choice(formulas, n),
+                              "target": rng.normal(1500, 100, n)}) for s, n in (("train", 24), ("val", 8), ("test", 8))}
+    res, _ = ex.run_fold("steels", 0, plan, {}, baselines=False, loaded=(parts, FilterLog("steels")))
+    key = ex.run_key("network", "lgdcnn", "steels", 0, 42, plan, parts)
+    assert res["models"]["lgdcnn"]["per_seed"][0]["epochs"] == 2
+    art = torch.load(tmp_path / f"{key}.pt", weights_only=True)
+    assert art["spec"]["model"] == "lgdcnn" and art["n_slots"] >= 3  # Fe0.7Cr0.2Mo0.1
+    assert set(art["scaler"]) == {"mean", "std"} and art["weights"]
+    assert not list(tmp_path.glob("*.ckpt"))
 
 
 def _fold(task, fold, per_model):

@@ -33,6 +33,8 @@ from tqdm import tqdm
 
 from typing import Protocol
 
+from .checkpoint import (Checkpoint, load_module_state, load_optimizer_state, module_state, optimizer_state,
+                         rng_state, set_rng_state)
 from .errors import MatreproError
 
 
@@ -176,9 +178,13 @@ def make_scheduler(opt, cfg: TrainConfig, batches_per_epoch: int):
 
 
 def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
-        device=None, progress: bool = True, desc: str = "train") -> History:
+        device=None, progress: bool = True, desc: str = "train", checkpoint: Checkpoint | None = None) -> History:
     """Train one model. Without SWA: keep the weights of the epoch with the lowest validation loss
-    (early stopping after ``patience`` epochs without improvement). With SWA: see the module doc."""
+    (early stopping after ``patience`` epochs without improvement). With SWA: see the module doc.
+
+    ``checkpoint`` (core.checkpoint): the training state is saved there at the start of an epoch
+    whenever a save is due; started again, the run continues from the saved state and reaches the
+    weights an uninterrupted run would have."""
     device = device or get_device()
     if cfg.select not in ("val_loss", "val_mae"):
         raise MatreproError(f"params.yaml: unknown select {cfg.select!r} (val_loss | val_mae)")
@@ -194,8 +200,28 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
     swa_best, discards = float("inf"), 0
     gen = torch.Generator().manual_seed(seed)
     hist, best, best_state, wait = History(), float("inf"), None, 0
-    bar = tqdm(range(cfg.max_epochs), desc=desc, disable=not progress, leave=False, mininterval=2)
+    start = 0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        start, hist = saved["epoch"], saved["hist"]
+        swa_best, discards, best, best_state, wait = (saved[k] for k in ("swa_best", "discards", "best", "best_state", "wait"))
+        load_module_state(model, saved["model"])
+        load_optimizer_state(opt, saved["opt"])
+        if sched is not None:
+            sched.load_state_dict(saved["sched"])
+        if swa_model is not None:
+            swa_model.load_state_dict(saved["swa_model"])
+        gen.set_state(saved["gen"])
+        set_rng_state(saved["rng"])
+    bar = tqdm(range(start, cfg.max_epochs), desc=desc, disable=not progress, leave=False, mininterval=2,
+               initial=start, total=cfg.max_epochs)
     for epoch in bar:
+        if checkpoint is not None and epoch > start and checkpoint.due():
+            checkpoint.save({"epoch": epoch, "hist": hist, "swa_best": swa_best, "discards": discards, "best": best,
+                             "best_state": best_state, "wait": wait, "model": module_state(model),
+                             "opt": optimizer_state(opt), "sched": sched.state_dict() if sched is not None else None,
+                             "swa_model": swa_model.state_dict() if swa_model is not None else None,
+                             "gen": gen.get_state(), "rng": rng_state()})
         model.train()
         perm = torch.randperm(len(train), generator=gen)
         total = 0.0

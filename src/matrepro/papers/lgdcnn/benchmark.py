@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ...core.checkpoint import Checkpoint
 from ...core.config import deep_merge
 from ...core.errors import MatreproError
 from ...core.metrics import regression_metrics
@@ -72,18 +73,39 @@ def run_key(kind: str, name: str, task: str, fold, seed: int, cfg: dict, parts: 
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+CHECKPOINT_SECONDS = 600  # a running training saves its state this often (resumed after a kill)
+
+
+def _checkpoint(key: str, use_cache: bool) -> Checkpoint | None:
+    return Checkpoint(run_cache_dir() / f"{key}.ckpt", CHECKPOINT_SECONDS) if use_cache else None
+
+
 def _cached(key: str, fn, use_cache: bool = True) -> dict:
-    """``fn()`` -> {'metrics': ..., 'pred': [...]}, stored under the run key (JSON)."""
+    """``fn(checkpoint)`` -> {'metrics': ..., 'pred': [...]}, stored under the run key (JSON); a
+    network's weights go beside it (``<key>.pt``, see ``run_fold``). ``checkpoint``: where the
+    training saves its state while it runs (None without the cache); removed once the run is stored."""
     path = run_cache_dir() / f"{key}.json"
     if use_cache and path.is_file():
         return json.loads(path.read_text())
-    out = fn()
+    ck = _checkpoint(key, use_cache)
+    out = fn(ck)
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(out))
         tmp.replace(path)
+        ck.clear()
     return out
+
+
+def _save_weights(key: str, tr, use_cache: bool) -> None:
+    """Our trained network, beside its cached run (``<key>.pt``), for the checkpoints of
+    ``matrepro predict``."""
+    if use_cache:
+        path = run_cache_dir() / f"{key}.pt"
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(tr.artifact(), tmp)
+        tmp.replace(path)
 
 
 def _agg(per_seed: list[dict]) -> dict:
@@ -107,9 +129,10 @@ def run_fold(task: str, fold, cfg: dict, magpie_cache: dict, root: Path | None =
     preds = parts["test"][["row", "formula", "target"]].copy()
     y_true = parts["test"].target
 
-    def ours(m, seed):
+    def ours(m, seed, key, ck):
         c0 = time.process_time()
-        tr = train_network(parts, m, cfg, seed, desc=f"{name} {m} s{seed}", root=root)
+        tr = train_network(parts, m, cfg, seed, desc=f"{name} {m} s{seed}", root=root, checkpoint=ck)
+        _save_weights(key, tr, use_cache)
         y = predict_network(tr, parts["test"])
         return {"metrics": {**regression_metrics(y_true, y), "epochs": tr.history.epochs,
                             "seconds": round(tr.seconds, 1), "cpu_seconds": round(time.process_time() - c0, 1),
@@ -119,9 +142,9 @@ def run_fold(task: str, fold, cfg: dict, magpie_cache: dict, root: Path | None =
                             "precision": cfg["train"].get("precision", "fp32")},
                 "pred": [float(v) for v in y]}
 
-    def peer(p, seed):
+    def peer(p, seed, key, ck):
         c0 = time.process_time()
-        pr = peer_mod.train_peer(p, parts, cfg, seed, desc=f"{name} {p} s{seed}")
+        pr = peer_mod.train_peer(p, parts, cfg, seed, desc=f"{name} {p} s{seed}", checkpoint=ck)
         y = pr.predict(parts["test"])
         return {"metrics": {**regression_metrics(y_true, y), "epochs": pr.epochs, "seconds": round(pr.seconds, 1),
                             "cpu_seconds": round(time.process_time() - c0, 1), "threads": torch.get_num_threads(),
@@ -135,12 +158,13 @@ def run_fold(task: str, fold, cfg: dict, magpie_cache: dict, root: Path | None =
             ok = peer_mod.peer_available(m)
             if ok is not True:
                 raise MatreproError(f"lgdcnn peer {m!r} is not installed: {ok}")
-        runs = [_cached(run_key(kind, m, task, fold, seed, cfg, parts), lambda m=m, seed=seed: fn(m, seed), use_cache)
-                for seed in cfg["seeds"]]
+        keys = [run_key(kind, m, task, fold, seed, cfg, parts) for seed in cfg["seeds"]]
+        runs = [_cached(key, lambda ck, m=m, seed=seed, key=key: fn(m, seed, key, ck), use_cache)
+                for seed, key in zip(cfg["seeds"], keys)]
         res["models"][m] = _agg([r["metrics"] for r in runs])
         preds[m] = np.mean([r["pred"] for r in runs], axis=0)
     if baselines:
-        def base():
+        def base(ck):
             t0 = time.perf_counter()
             out = train_magpie_baselines(parts, cfg, cfg["seeds"][0], magpie_cache)
             secs = round(time.perf_counter() - t0, 1)
@@ -271,12 +295,13 @@ def run_curve(task: str, cfg: dict, out_dir: str | Path, root: Path | None = Non
             for seed in c["seeds"]:
                 kind = "peer" if m in peer_mod.PEERS else "network"
 
-                def fn(m=m, seed=seed):
+                def fn(ck, m=m, seed=seed):
                     if kind == "peer":
-                        pr = peer_mod.train_peer(m, parts, c, seed, desc=f"{task} n={n} {m} s{seed}")
+                        pr = peer_mod.train_peer(m, parts, c, seed, desc=f"{task} n={n} {m} s{seed}", checkpoint=ck)
                         y, ep, secs = pr.predict(parts["test"]), pr.epochs, pr.seconds
                     else:
-                        tr = train_network(parts, m, c, seed, desc=f"{task} n={n} {m} s{seed}", root=root)
+                        tr = train_network(parts, m, c, seed, desc=f"{task} n={n} {m} s{seed}", root=root,
+                                           checkpoint=ck)
                         y, ep, secs = predict_network(tr, parts["test"]), tr.history.epochs, tr.seconds
                     return {"metrics": {**regression_metrics(y_true, y), "epochs": ep, "seconds": round(secs, 1)},
                             "pred": []}

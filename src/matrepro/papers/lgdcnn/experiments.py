@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ...core.checkpoint import Checkpoint
 from ...core.errors import MatreproError
 from ...core.metrics import regression_metrics
 from ...core.paths import raw_dir
@@ -46,11 +47,18 @@ class Trained:
     history: object
     seconds: float
     batch_size: int
+    spec: dict | None = None  # what rebuilds the network: registry name, its settings, element table
+
+    def artifact(self) -> dict:
+        """The trained network as plain data: ``spec``, weights, target scaler, element slots."""
+        return {"spec": self.spec, "weights": self.model.state_dict(), "n_slots": int(self.n_slots),
+                "scaler": {"mean": self.scaler.mean, "std": self.scaler.std}}
 
 
 def train_network(parts: dict, model_name: str, cfg: dict, seed: int, overrides: dict | None = None,
-                  desc: str = "", root: Path | None = None) -> Trained:
-    """Encode, z-score the target on the training rows, and train one composition network."""
+                  desc: str = "", root: Path | None = None, checkpoint: Checkpoint | None = None) -> Trained:
+    """Encode, z-score the target on the training rows, and train one composition network
+    (``checkpoint``: resumable, see core.checkpoint)."""
     mcfg = dict(cfg["models"].get(model_name, {}))
     mcfg.update(overrides or {})
     model_cls = mcfg.pop("model", model_name)
@@ -67,8 +75,10 @@ def train_network(parts: dict, model_name: str, cfg: dict, seed: int, overrides:
     tcfg = train_config(cfg, len(data["train"]))
     t0 = time.perf_counter()
     wrapped = with_precision(model, cfg["train"].get("precision", "fp32"))
-    hist = fit(wrapped, data["train"], data["val"], tcfg, seed=seed, device=get_device(), desc=desc or model_name)
-    return Trained(unwrap(wrapped), scaler, n_slots, hist, time.perf_counter() - t0, tcfg.batch_size)
+    hist = fit(wrapped, data["train"], data["val"], tcfg, seed=seed, device=get_device(), desc=desc or model_name,
+               checkpoint=checkpoint)
+    return Trained(unwrap(wrapped), scaler, n_slots, hist, time.perf_counter() - t0, tcfg.batch_size,
+                   {"model": model_cls, "config": mcfg, "element_table": table_name})
 
 
 def predict_network(tr: Trained, df: pd.DataFrame) -> np.ndarray:
