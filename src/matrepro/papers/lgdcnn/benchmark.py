@@ -3,10 +3,18 @@ matbench fold) our L-G-DCNN, the peers trained here from their own packages (Cra
 ``peers``) and the Magpie baselines run on exactly the same rows, folds and epoch budget, over the
 task plan's seeds; then the gathering: seed statistics, verdicts, power-law extrapolation.
 
-Every single training run (task, fold, model, seed) is cached under ``$MATREPRO_LGDCNN_CACHE`` or
-``<repo>/.cache/lgdcnn`` by a hash of everything that decides it (rows, settings, the code of the
-model, features, peers and training loop, package versions), so a stage stopped half-way resumes
-at its first unfinished run. The cache is not committed; a fresh clone recomputes everything.
+Every single training run (task, fold, model, seed) is recorded by a hash of everything that
+decides it (rows, settings, the code of the model, features, peers and training loop, package
+versions), so a stage stopped half-way resumes at its first unfinished run:
+
+* ``results/lgdcnn/runs/<key>.json`` (committed): the run's metrics and test predictions. Long
+  cpu-profile training spans several sessions; committing each finished run keeps it. A stage
+  gathers these records instead of retraining; a changed setting or code file changes the key.
+* ``.cache/lgdcnn/`` (machine-local, not committed): ``<key>.ckpt``, the state of a training in
+  progress (core.checkpoint, saved every 10 minutes; removed when the run is recorded),
+  ``<key>.pt``, a trained network's weights (for ``matrepro predict``), and ``claims/`` (warm).
+
+``$MATREPRO_LGDCNN_CACHE`` replaces both folders (tests; retraining from scratch into a new folder).
 """
 from __future__ import annotations
 
@@ -38,8 +46,15 @@ _HASHED = ("core/train.py", "core/precision.py", "models/composition.py", "featu
 
 
 def run_cache_dir() -> Path:
+    """Machine-local state: checkpoints of trainings in progress, weights, claims."""
     env = os.environ.get("MATREPRO_LGDCNN_CACHE")
     return Path(env) if env else project_root() / ".cache" / "lgdcnn"
+
+
+def run_record_dir() -> Path:
+    """The finished runs' records (JSON, committed)."""
+    env = os.environ.get("MATREPRO_LGDCNN_CACHE")
+    return Path(env) if env else project_root() / "results" / "lgdcnn" / "runs"
 
 
 def _code_digest() -> str:
@@ -81,10 +96,10 @@ def _checkpoint(key: str, use_cache: bool) -> Checkpoint | None:
 
 
 def _cached(key: str, fn, use_cache: bool = True) -> dict:
-    """``fn(checkpoint)`` -> {'metrics': ..., 'pred': [...]}, stored under the run key (JSON); a
-    network's weights go beside it (``<key>.pt``, see ``run_fold``). ``checkpoint``: where the
-    training saves its state while it runs (None without the cache); removed once the run is stored."""
-    path = run_cache_dir() / f"{key}.json"
+    """``fn(checkpoint)`` -> {'metrics': ..., 'pred': [...]}, recorded under the run key
+    (``run_record_dir()/<key>.json``). ``checkpoint``: where the training saves its state while it
+    runs (``run_cache_dir()/<key>.ckpt``; None without the cache), removed once the run is recorded."""
+    path = run_record_dir() / f"{key}.json"
     if use_cache and path.is_file():
         return json.loads(path.read_text())
     ck = _checkpoint(key, use_cache)
@@ -99,8 +114,8 @@ def _cached(key: str, fn, use_cache: bool = True) -> dict:
 
 
 def _save_weights(key: str, tr, use_cache: bool) -> None:
-    """Our trained network, beside its cached run (``<key>.pt``), for the checkpoints of
-    ``matrepro predict``."""
+    """Our trained network (``run_cache_dir()/<key>.pt``: spec, weights, scaler, slots), for the
+    checkpoints of ``matrepro predict``."""
     if use_cache:
         path = run_cache_dir() / f"{key}.pt"
         tmp = path.with_name(path.name + ".tmp")
@@ -365,7 +380,7 @@ def _job_keys(task: str, plan: dict):
 
 def missing_runs(task: str, plan: dict) -> list[dict]:
     """The single runs of the task's plan that are not in the run cache yet."""
-    return [job for job, _, _, key in _job_keys(task, plan) if not (run_cache_dir() / f"{key}.json").is_file()]
+    return [job for job, _, _, key in _job_keys(task, plan) if not (run_record_dir() / f"{key}.json").is_file()]
 
 
 def warm(tasks: list[str], read_plan, clear_stale: bool = False) -> int:
@@ -376,12 +391,12 @@ def warm(tasks: list[str], read_plan, clear_stale: bool = False) -> int:
     claims.mkdir(parents=True, exist_ok=True)
     if clear_stale:
         for c in claims.glob("*.claim"):
-            if not (run_cache_dir() / f"{c.stem}.json").is_file():
+            if not (run_record_dir() / f"{c.stem}.json").is_file():
                 c.unlink()
     done = 0
     for task in tasks:
         for job, one, loaded, key in _job_keys(task, read_plan(task)):
-            if (run_cache_dir() / f"{key}.json").is_file():
+            if (run_record_dir() / f"{key}.json").is_file():
                 continue
             try:
                 os.close(os.open(claims / f"{key}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
