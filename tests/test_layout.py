@@ -4,15 +4,15 @@ Guards three things:
 
 * import direction: ``core`` <- ``features`` <- ``models`` <- ``papers.<p>``; a paper never imports
   another paper, ``matrepro.report`` or ``matrepro.registry``; ``registry`` uses only ``core``; the
-  module graph has no cycles; only ``__init__``, ``__main__``, ``registry`` and ``report`` sit
-  directly in ``src/matrepro/``;
+  module graph has no cycles; only ``__init__``, ``__main__``, ``cli``, ``registry`` and ``report``
+  sit directly in ``src/matrepro/``;
 * every import of a ``matrepro`` name resolves to a file (a half-done move fails loudly here);
 * every DVC stage lists exactly the ``src/`` files its entry points reach (``python -m ...`` modules
   and the source notebook's imports, closed over the import graph): a missing dep means a stage
   does not re-run when its code changes, an extra one means it re-runs for nothing.
 
-``matrepro.report`` imports ``matrepro.papers.<p>.report`` by name (``importlib``); the graph adds
-those edges by hand. The graph builders take the source root and package name, so the self-test
+``matrepro.report`` imports ``matrepro.papers.<p>.report`` by name (``importlib``), and
+``matrepro.cli`` imports ``matrepro.papers.<p>.predict``; the graph adds those edges by hand. The graph builders take the source root and package name, so the self-test
 can run them on a fake tree.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PKG = "matrepro"
-TOP_LEVEL_FILES = {"__init__.py", "__main__.py", "registry.py", "report.py"}
+TOP_LEVEL_FILES = {"__init__.py", "__main__.py", "cli.py", "registry.py", "report.py"}
 
 
 # --------------------------------------------------------------------------- graph builders
@@ -142,11 +142,13 @@ def build_graph(src_root: Path, package: str) -> ImportGraph:
 
 @lru_cache(maxsize=None)
 def matrepro_graph() -> ImportGraph:
-    """The real graph, plus matrepro.report -> every matrepro.papers.<p>.report (dynamic import)."""
+    """The real graph, plus matrepro.report -> every matrepro.papers.<p>.report and matrepro.cli ->
+    every matrepro.papers.<p>.predict (dynamic imports)."""
     graph = build_graph(SRC, PKG)
-    if f"{PKG}.report" in graph.edges:
-        for mod in [m for m in graph.modules if re.fullmatch(rf"{PKG}\.papers\.\w+\.report", m)]:
-            graph.edges[f"{PKG}.report"] |= resolve(mod, None, graph.modules, PKG)[0]
+    for top, leaf in (("report", "report"), ("cli", "predict")):
+        if f"{PKG}.{top}" in graph.edges:
+            for mod in [m for m in graph.modules if re.fullmatch(rf"{PKG}\.papers\.\w+\.{leaf}", m)]:
+                graph.edges[f"{PKG}.{top}"] |= resolve(mod, None, graph.modules, PKG)[0]
     return graph
 
 

@@ -1,0 +1,164 @@
+"""lgdcnn: apply a trained L-G-DCNN to a CSV of formulas (``matrepro predict lgdcnn``).
+
+A model is a folder ``models/lgdcnn/<dataset>/``: one checkpoint per seed (``seed<N>.pt``: the
+network's registry name and settings, its weights, the target scaler and the element-slot count),
+``train_formulas.csv`` (the training compositions, for the distance check) and ``card.json``
+(core.cards). :func:`export_model` writes it from the trained networks of a task's fold;
+:func:`predict_file` applies it.
+
+Per input row (``formula`` column; other columns are carried through):
+
+* errors (the row is not predicted): a formula pymatgen cannot parse, an element without an
+  embedding in the model's element table (mat2vec covers H..Bi, Th, U, Pu and a few more), more
+  elements than the network's slots;
+* the prediction in the target's unit: the mean over the seeds, and their standard deviation
+  (``spread``) when there is more than one;
+* flags: ``unseen_elements`` (elements no training formula contains) and ``far_from_training``:
+  the L1 distance between atomic-fraction vectors to the nearest training composition
+  (``nearest_train_l1``, 0..2) above the card's threshold, the 95th percentile of the same
+  distance over the test split.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...core.batch_input import RowErrors, read_table
+from ...core.cards import load_member, read_card, write_card
+from ...core.errors import DataError
+from ...core.train import predict
+from ...features.applicability import NearestTrainDistance, elements_of, fraction_matrix, unseen_elements
+from ...features.composition import CompositionBatch, TargetScaler, encode_formulas, parse_fractions
+from ...models import build_model
+from ...models import composition as _composition_models  # noqa: F401  (registers lgdcnn)
+from .tasks import get_element_table, task_label, task_unit
+
+TRAIN_FORMULAS = "train_formulas.csv"
+INPUT = "a CSV with a 'formula' column (UTF-8, BOM and CRLF accepted; other columns are carried through)"
+QUANTILE = 0.95
+DEFAULT = None  # one model per dataset: --dataset is required
+STAGE = "lgdcnn_model@{name}"
+
+
+def canonical_name(name: str) -> str:
+    """Dataset names as in this repository (``expt_gap``); matbench's ``matbench_expt_gap`` works too."""
+    return name.removeprefix("matbench_")
+
+
+def export_model(folder, task: str, plan: dict, parts: dict, artifacts: dict, test_metrics: dict,
+                 fold=None, stage: str = "") -> dict:
+    """Write ``folder`` for the networks trained on ``parts`` (``artifacts``: {seed: Trained.artifact()})."""
+    from pathlib import Path
+
+    from pymatgen.core import Element
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    members = []
+    for seed, art in sorted(artifacts.items()):
+        name = f"seed{seed}.pt"
+        torch.save(art, folder / name)
+        members.append(name)
+    train = parts["train"].formula.tolist()
+    pd.DataFrame({"formula": train}).to_csv(folder / TRAIN_FORMULAS, index=False)
+    dist = NearestTrainDistance(fraction_matrix(train), metric="manhattan")
+    dist.calibrate(fraction_matrix(parts["test"].formula.tolist()), QUANTILE)
+    elements = sorted(elements_of(train))
+    card = {"paper": "lgdcnn", "name": task, "target": task_label(task), "unit": task_unit(task),
+            "profile": plan["profile"], "stage": stage or f"lgdcnn_task@{task}", "fold": fold,
+            "model": next(iter(artifacts.values()))["spec"]["model"],
+            "training": {"rows": {s: len(parts[s]) for s in ("train", "val", "test")}, "regime": plan.get("regime"),
+                         "max_epochs": plan["train"]["max_epochs"],
+                         "elements": [Element.from_Z(z).symbol for z in elements], "n_elements": len(elements)},
+            "metrics": test_metrics, "input": INPUT, "members": members,
+            "applicability": {"composition": {**dist.describe(), "distance": "L1 between atomic-fraction vectors, "
+                                              "to the nearest training composition (0..2)"},
+                              "unseen_elements": "elements absent from every training formula"}}
+    write_card(folder, card)
+    return card
+
+
+def _scaler(saved: dict) -> TargetScaler:
+    """The training rows' scaler from its saved mean and std."""
+    sc = TargetScaler([0.0])
+    sc.mean, sc.std = float(saved["mean"]), float(saved["std"])
+    return sc
+
+
+class Model:
+    """A loaded model folder: its card, member networks, scalers and training compositions."""
+
+    def __init__(self, folder):
+        self.card = read_card(folder)
+        self.members = []
+        for name in self.card["members"]:
+            art = load_member(folder, name)
+            spec = art["spec"]
+            net = build_model(spec["model"], element_table=get_element_table(spec["element_table"]), **spec["config"])
+            net.load_state_dict(art["weights"], strict=True)
+            net.eval()
+            self.members.append((net, _scaler(art["scaler"]), int(art["n_slots"])))
+        self.table_name = load_member(folder, self.card["members"][0])["spec"]["element_table"]
+        self.table = get_element_table(self.table_name)
+        from pathlib import Path
+
+        train = pd.read_csv(Path(folder) / TRAIN_FORMULAS, dtype=str, keep_default_na=False).formula.tolist()
+        self.seen = {z for z in range(1, 119) if z in elements_of(train)}
+        comp = self.card["applicability"]["composition"]
+        self.distance = NearestTrainDistance(fraction_matrix(train), comp["metric"], threshold=comp["threshold"],
+                                             quantile=comp["quantile"])
+
+    def check(self, formula: str, file, row, errors: RowErrors) -> bool:
+        from pymatgen.core import Element
+
+        try:
+            fr = parse_fractions(formula, file=file, row=row)
+        except DataError as exc:
+            errors.add(file, row, "formula", exc.message)
+            return False
+        missing = [Element.from_Z(z).symbol for z, _ in fr if not self.table[z].any()]
+        if missing:
+            errors.add(file, row, "formula", f"unknown element(s) {missing}: no {self.table_name} embedding")
+            return False
+        n_slots = self.members[0][2]
+        if len(fr) > n_slots:
+            errors.add(file, row, "formula", f"{len(fr)} elements; this network takes at most {n_slots}")
+            return False
+        return True
+
+    def predict(self, formulas: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        preds = []
+        for net, sc, n_slots in self.members:
+            z, f = encode_formulas(formulas, n_slots)
+            batch = CompositionBatch(torch.as_tensor(z), torch.as_tensor(f), torch.zeros(len(formulas)))
+            preds.append(sc.unscale(predict(net, batch, device="cpu")))
+        p = np.stack(preds, axis=1)
+        return p.mean(axis=1), (p.std(axis=1, ddof=1) if p.shape[1] > 1 else np.full(len(formulas), np.nan))
+
+
+def predict_file(folder, path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(predictions, errors) for the CSV at ``path`` with the model in ``folder``."""
+    model = Model(folder)
+    df = read_table(path, ["formula"])
+    errors = RowErrors()
+    ok = [model.check(f, path, r, errors) for f, r in zip(df.formula, df.row)]
+    good = df[np.array(ok, dtype=bool)].reset_index(drop=True)
+    card = model.card
+    out = good.copy()
+    if len(good):
+        mean, spread = model.predict(good.formula.tolist())
+        d, far = model.distance.far(fraction_matrix(good.formula.tolist()))
+        unseen = [unseen_elements(f, model.seen) for f in good.formula]
+    else:
+        mean = spread = d = np.zeros(0)
+        far, unseen = np.zeros(0, bool), []
+    out["prediction"] = mean
+    out["spread"] = spread
+    out["n_models"] = len(model.members)
+    out["unit"] = card["unit"]
+    out["nearest_train_l1"] = np.round(d, 4)
+    out["unseen_elements"] = [" ".join(u) for u in unseen]
+    out["flags"] = [";".join(f for f, on in (("unseen_elements", bool(u)), ("far_from_training", bool(x))) if on)
+                    for u, x in zip(unseen, far)]
+    return out, errors.frame()

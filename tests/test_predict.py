@@ -1,0 +1,231 @@
+"""`matrepro predict` / `matrepro models`: applicability flags on constructed cases, model cards
+round-tripped, LCB ranking on a toy ensemble, and the CLI on hand-made inputs (a bad row of every
+kind, a UTF-8 BOM with CRLF line ends, an empty file, a missing column, a missing model)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from matrepro import cli
+from matrepro.core.batch_input import InputError, read_table, structure_files
+from matrepro.core.cards import ModelMissing, list_cards, load_member, read_card, write_card
+from matrepro.features.applicability import (NearestTrainDistance, elements_of, fraction_matrix, fragment_dimensionality,
+                                             isolated_sites, lower_confidence_bound, partial_occupancy, unseen_elements)
+from matrepro.features.composition import TargetScaler, encode_formulas
+from matrepro.models import build_model
+from matrepro.papers.lgdcnn import predict as lg_predict
+
+# ------------------------------------------------------------------------------ applicability
+
+
+def test_fraction_matrix_and_l1_distance_by_hand():
+    x = fraction_matrix(["NaCl", "Fe2O3"])
+    assert x.shape == (2, 118)
+    assert x[0, 10] == pytest.approx(0.5) and x[0, 16] == pytest.approx(0.5)  # Na (Z=11), Cl (Z=17)
+    assert x[1, 25] == pytest.approx(0.4) and x[1, 7] == pytest.approx(0.6)  # Fe (26), O (8)
+    d = NearestTrainDistance(x)
+    # KCl: |K 0.5| + |Na 0.5| = 1.0 from NaCl; Fe3O4: |0.4-3/7| + |0.6-4/7| = 2/35 from Fe2O3; CsI: 2
+    np.testing.assert_allclose(d.distances(fraction_matrix(["NaCl", "KCl", "Fe3O4", "CsI"])),
+                               [0.0, 1.0, 2 / 35, 2.0], atol=1e-6)
+
+
+def test_threshold_is_the_test_quantile_and_flags_beyond_it():
+    train = fraction_matrix(["NaCl", "KCl", "LiF", "MgO", "CaO"])
+    d = NearestTrainDistance(train)
+    test = fraction_matrix(["NaBr", "KBr", "NaF", "SrO", "BaO", "LiCl", "CsI", "MgS", "CaS", "NaCl"])
+    thr = d.calibrate(test, 0.9)
+    assert thr == pytest.approx(np.quantile(d.distances(test), 0.9))
+    dist, far = d.far(fraction_matrix(["CsI", "NaCl"]))
+    assert list(far) == [True, False] and dist[0] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="calibrate"):
+        NearestTrainDistance(train).far(test)
+
+
+def test_unseen_elements():
+    seen = elements_of(["NaCl", "Fe2O3"])
+    assert unseen_elements("NaFeO2", seen) == []
+    assert unseen_elements("LiFePO4", seen) == ["Li", "P"]
+
+
+def test_lcb_ranks_the_agreed_candidate_first():
+    mean = np.array([3.0, 2.8, 2.0])
+    spread = np.array([0.5, 0.05, 0.0])
+    lcb = lower_confidence_bound(mean, spread, k=2.0)
+    np.testing.assert_allclose(lcb, [2.0, 2.7, 2.0])
+    assert list(np.argsort(-lcb, kind="stable")) == [1, 0, 2]
+    np.testing.assert_allclose(lower_confidence_bound(mean, [np.nan] * 3, 1.0), mean)  # one model: no spread
+    with pytest.raises(ValueError):
+        lower_confidence_bound(mean, spread, -1)
+
+
+def test_crystal_flags_on_constructed_cases():
+    nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    box = Structure(Lattice.cubic(30.0), ["Fe"], [[0, 0, 0]])  # one atom in a 30 Å box
+    n2 = Structure(Lattice.cubic(5.0), ["N", "N"], [[0, 0, 0], [0.22, 0, 0]])  # N2 molecules 5 Å apart
+    alloy = Structure(Lattice.cubic(3.0), [{"Fe": 0.5, "Ni": 0.5}], [[0, 0, 0]])  # disordered site
+    assert fragment_dimensionality(nacl) == 3 and isolated_sites(nacl, 8.0) == []
+    assert fragment_dimensionality(box) == 0 and isolated_sites(box, 8.0) == [0]
+    assert fragment_dimensionality(n2) == 0 and isolated_sites(n2, 8.0) == []  # molecular, not isolated
+    assert partial_occupancy(alloy) == [0] and partial_occupancy(nacl) == []
+
+
+# ----------------------------------------------------------------------------------- cards
+
+
+def test_card_round_trip_and_safe_strict_load(tmp_path):
+    net = build_model("mlp", n_features=3, hidden=(4,))
+    card = {"paper": "demo", "name": "toy", "target": "t", "unit": "eV", "profile": "smoke", "stage": "demo_train",
+            "training": {"rows": {"train": 3}, "elements": ["Na"]}, "metrics": {"mae": 0.5}, "input": "CSV",
+            "members": ["seed0.pt"], "applicability": {}}
+    (tmp_path / "demo" / "toy").mkdir(parents=True)
+    torch.save({"weights": net.state_dict(), "scaler": {"mean": 1.0, "std": 2.0}}, tmp_path / "demo" / "toy" / "seed0.pt")
+    write_card(tmp_path / "demo" / "toy", card)
+    back = read_card(tmp_path / "demo" / "toy")
+    assert {k: back[k] for k in card} == card
+    art = load_member(tmp_path / "demo" / "toy", "seed0.pt")
+    net2 = build_model("mlp", n_features=3, hidden=(4,))
+    net2.load_state_dict(art["weights"], strict=True)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), net2.state_dict().values()))
+    assert [c["name"] for c in list_cards(tmp_path)] == ["toy"]
+    with pytest.raises(Exception, match="card lacks"):
+        write_card(tmp_path / "demo" / "bad", {k: v for k, v in card.items() if k != "unit"})
+    with pytest.raises(Exception, match="member checkpoint"):
+        write_card(tmp_path / "demo" / "bad", {**card, "members": ["nope.pt"]})
+    torch.save({"obj": object.__new__(TargetScaler)}, tmp_path / "demo" / "toy" / "evil.pt")  # not weights-only
+    with pytest.raises(Exception, match="not a loadable checkpoint"):
+        load_member(tmp_path / "demo" / "toy", "evil.pt")
+    with pytest.raises(ModelMissing):
+        read_card(tmp_path / "demo" / "none")
+
+
+# ------------------------------------------------------------------------------ input files
+
+
+def test_table_reader_handles_bom_crlf_and_rejects_unusable_files(tmp_path):
+    p = tmp_path / "f.csv"
+    p.write_bytes("\ufeffformula,note\r\nNaCl,a\r\n NaN ,b\r\n".encode("utf-8"))
+    df = read_table(p, ["formula"])
+    assert list(df.columns) == ["row", "formula", "note"] and df.formula.tolist() == ["NaCl", "NaN"]
+    assert df.row.tolist() == [1, 2]
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("formula\n")
+    (tmp_path / "nocol.csv").write_text("composition\nNaCl\n")
+    for name, msg in (("empty.csv", "empty"), ("header.csv", "no data rows"), ("nocol.csv", "missing column"),
+                      ("absent.csv", "no such file")):
+        with pytest.raises(InputError, match=msg):
+            read_table(tmp_path / name, ["formula"])
+    with pytest.raises(InputError, match="no .cif"):
+        structure_files(tmp_path)
+
+
+# ------------------------------------------------------------------------- lgdcnn end to end
+
+TRAIN = ["NaCl", "KCl", "LiF", "MgO", "CaO", "Fe2O3", "Al2O3", "SiO2", "TiO2", "ZnS", "GaAs", "NaF"]
+TEST = ["NaBr", "KBr", "SrO", "BaO", "LiCl", "MgS"]
+
+
+def _table(name=None, root=None):
+    t = np.random.default_rng(0).random((119, 8)).astype(np.float32)
+    t[0] = 0
+    t[100:] = 0  # no embedding from Fm (Z=100) on, as mat2vec lacks the heaviest elements
+    return t
+
+
+@pytest.fixture
+def lgdcnn_model(tmp_path, monkeypatch):
+    """A two-seed toy L-G-DCNN exported like a real one (weights untrained: the CLI is under test)."""
+    monkeypatch.setattr(lg_predict, "get_element_table", _table)
+    parts = {"train": pd.DataFrame({"formula": TRAIN, "target": np.linspace(0, 5, len(TRAIN))}),
+             "val": pd.DataFrame({"formula": TEST[:2], "target": [1.0, 2.0]}),
+             "test": pd.DataFrame({"formula": TEST, "target": np.ones(len(TEST))})}
+    arts = {}
+    for seed in (42, 43):
+        torch.manual_seed(seed)
+        cfg = {"d_model": 16, "resolution": 100, "blocks": 1}
+        net = build_model("lgdcnn", element_table=_table(), **cfg)
+        arts[seed] = {"spec": {"model": "lgdcnn", "config": cfg, "element_table": "mat2vec"},
+                      "weights": net.state_dict(), "n_slots": 3, "scaler": {"mean": 2.5, "std": 1.5}}
+    plan = {"profile": "smoke", "regime": "full", "train": {"max_epochs": 2}}
+    folder = tmp_path / "models" / "lgdcnn" / "expt_gap"
+    card = lg_predict.export_model(folder, "expt_gap", plan, parts, arts, {"mae": 0.4, "mae_std": 0.01}, fold=0)
+    return tmp_path / "models", card, arts
+
+
+def test_export_writes_a_card_that_matches_the_training_rows(lgdcnn_model):
+    models, card, _ = lgdcnn_model
+    back = read_card(models / "lgdcnn" / "expt_gap")
+    assert back["members"] == ["seed42.pt", "seed43.pt"] and back["unit"] == "eV"
+    assert back["training"]["rows"] == {"train": 12, "val": 2, "test": 6}
+    assert set(back["training"]["elements"]) == {"Na", "Cl", "K", "Li", "F", "Mg", "O", "Ca", "Fe", "Al", "Si",
+                                                 "Ti", "Zn", "S", "Ga", "As"}
+    comp = back["applicability"]["composition"]
+    assert comp["quantile"] == 0.95 and comp["metric"] == "manhattan" and 0 < comp["threshold"] <= 2
+
+
+def test_cli_predicts_good_rows_and_reports_every_bad_one(lgdcnn_model, tmp_path, capsys):
+    models, card, arts = lgdcnn_model
+    inp = tmp_path / "formulas.csv"
+    rows = ["formula,id", "NaCl,a", "Xq2O3,b", "Fm2O3,c", "LiFePO4S,d", ",e", "CsI,f", "NaN,g"]
+    inp.write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8"))
+    out = tmp_path / "pred.csv"
+    code = cli.main(["predict", "lgdcnn", "--dataset", "matbench_expt_gap", "--input", str(inp), "--out", str(out),
+                     "--models", str(models)])
+    assert code == cli.SOME_FAILED
+    pred = pd.read_csv(out, keep_default_na=False)
+    assert pred.formula.tolist() == ["NaCl", "CsI", "NaN"] and pred.id.tolist() == ["a", "f", "g"]
+    assert pred.row.tolist() == [1, 6, 7] and (pred.n_models == 2).all() and (pred.unit == "eV").all()
+    err = pd.read_csv(tmp_path / "pred.errors.csv")
+    assert err.row.tolist() == [2, 3, 4, 5] and set(err.field) == {"formula"} and set(err.file) == {str(inp)}
+    reasons = err.reason.tolist()
+    assert "Xq2O3" in reasons[0] and "Fm" in reasons[1] and "embedding" in reasons[1]
+    assert "5 elements" in reasons[2] and "at most 3" in reasons[2]
+    # the prediction is the seeds' mean, their std the spread (checked against the networks directly)
+    nets = []
+    for a in arts.values():
+        net = build_model("lgdcnn", element_table=_table(), **a["spec"]["config"])
+        net.load_state_dict(a["weights"])
+        net.eval()
+        z, f = encode_formulas(["NaCl"], 3)
+        with torch.no_grad():
+            o = net(torch.as_tensor(z), torch.as_tensor(f))
+        nets.append(float((o[:, 0] if o.ndim == 2 else o)[0]) * 1.5 + 2.5)
+    assert pred.prediction[0] == pytest.approx(np.mean(nets), rel=1e-5)
+    assert pred.spread[0] == pytest.approx(np.std(nets, ddof=1), rel=1e-4)
+    # flags: NaCl is a training row; CsI shares no element with training and is far from it
+    assert pred["flags"][0] == "" and pred.nearest_train_l1[0] == 0
+    assert pred["flags"][1] == "unseen_elements;far_from_training" and pred.unseen_elements[1] == "Cs I"
+    assert pred.nearest_train_l1[1] == pytest.approx(2.0)
+    assert "3 row(s) predicted" in capsys.readouterr().out
+
+
+def test_cli_stops_with_one_message_when_input_or_model_is_unusable(lgdcnn_model, tmp_path, capsys):
+    models, _, _ = lgdcnn_model
+    ok = tmp_path / "ok.csv"
+    ok.write_text("formula\nNaCl\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "nocol.csv").write_text("composition\nNaCl\n")
+    base = ["predict", "lgdcnn", "--out", str(tmp_path / "o.csv"), "--models", str(models)]
+    assert cli.main(base + ["--dataset", "expt_gap", "--input", str(ok)]) == cli.OK
+    assert not (tmp_path / "o.errors.csv").exists()
+    for inp, msg in (("empty.csv", "empty"), ("nocol.csv", "missing column"), ("absent.csv", "no such file")):
+        assert cli.main(base + ["--dataset", "expt_gap", "--input", str(tmp_path / inp)]) == cli.UNUSABLE
+        assert msg in capsys.readouterr().err
+    assert cli.main(base + ["--dataset", "steels", "--input", str(ok)]) == cli.UNUSABLE
+    err = capsys.readouterr().err
+    assert "dvc repro lgdcnn_model@steels" in err and "expt_gap" in err
+    assert cli.main(base + ["--input", str(ok)]) == cli.UNUSABLE
+    assert "--dataset" in capsys.readouterr().err
+
+
+def test_models_lists_the_cards(lgdcnn_model, capsys):
+    models, _, _ = lgdcnn_model
+    assert cli.main(["models", "--models", str(models)]) == cli.OK
+    out = capsys.readouterr().out
+    assert "lgdcnn expt_gap" in out and "[eV]" in out and "2 member(s)" in out
+    assert cli.main(["models", "--json", "--models", str(models)]) == cli.OK
+    assert json.loads(capsys.readouterr().out)[0]["name"] == "expt_gap"
