@@ -25,6 +25,7 @@ from matrepro.papers.cgcnn import data as cg_data
 from matrepro.papers.cgcnn import elastic
 from matrepro.papers.cgcnn import experiments as cg_exp
 from matrepro.papers.cgcnn import references as cg_refs
+from matrepro.papers.cgcnn import pool as cg_pool
 from matrepro.papers.cgcnn import screening as cg_screen
 
 
@@ -248,7 +249,7 @@ def test_pool_chunk_counts_bad_structures_with_reasons():
     lines = [_pool_line("mp-good", nacl), _pool_line("mp-cif", cif="data_x\n_cell_length_a 3\nloop_\n"),
              _pool_line("mp-disordered", disordered), _pool_line("mp-isolated", isolated),
              _pool_line("mp-og", Structure(Lattice.cubic(5.0), ["Og"], [[0, 0, 0]]))]
-    ok, bad = cg_screen._pool_chunk((lines, {"radius": 8.0, "max_num_nbr": 12}, str(root / cg_data.ATOM_INIT)))
+    ok, bad = cg_pool._pool_chunk((lines, {"radius": 8.0, "max_num_nbr": 12}, str(root / cg_data.ATOM_INIT)))
     assert [o[0] for o in ok] == ["mp-good"]
     reasons = {b["material_id"]: b["reason"] for b in bad}
     assert set(reasons) == {"mp-cif", "mp-disordered", "mp-isolated", "mp-og"}
@@ -263,7 +264,7 @@ def test_authors_checkpoints_reproduce_their_published_screening_values():
     pub = pub.rename(columns={pub.columns[0]: "material_id"}).set_index("material_id")
     table = load_atom_init(root / cg_data.ATOM_INIT)
     picked = []
-    with gzip.open(sorted((root / cg_screen.POOL_DIR).glob("mp_pool_*.jsonl.gz"))[0], "rt") as fh:
+    with gzip.open(sorted((root / cg_pool.POOL_DIR).glob("mp_pool_*.jsonl.gz"))[0], "rt") as fh:
         for line in fh:
             d = json.loads(line)
             if d["material_id"] in pub.index:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import ROOT, mirror_dir
@@ -191,6 +192,35 @@ def test_lgdcnn_metrics_cover_all_28_datasets(smoke_repo):
     assert all(f["lo95"] <= f["mae_extrapolated"] <= f["hi95"] for f in lc["fits"])
     cecv = json.loads((repo / "metrics" / "lgdcnn" / "cecv.json").read_text())
     assert {"lstm_ref", "dcnn_k1", "lgdcnn"} <= set(cecv["cecv"]) and all(len(v) == 8 for v in cecv["cecv"].values())
+
+
+def test_predict_applies_the_smoke_models_with_cards(smoke_repo, tmp_path):
+    """`matrepro models` lists the cards the stages wrote; `python -m matrepro predict` runs on a CSV
+    of formulas and a folder of CIFs, predicting the good rows and reporting the bad ones."""
+    repo, env = smoke_repo
+    run = lambda *a: subprocess.run([sys.executable, "-m", "matrepro", *a], cwd=repo, env=env,  # noqa: E731
+                                    capture_output=True, text=True)
+    r = run("models")
+    assert r.returncode == 0 and "cgcnn ensemble" in r.stdout and "lgdcnn expt_gap" in r.stdout, r.stdout + r.stderr
+    assert "lgdcnn steels" in r.stdout and "profile smoke" in r.stdout
+    f = tmp_path / "formulas.csv"
+    f.write_bytes("\ufeffformula\r\nGaAs\r\nXq2O\r\nZnO\r\n".encode())
+    r = run("predict", "lgdcnn", "--dataset", "matbench_expt_gap", "--input", str(f), "--out", str(tmp_path / "g.csv"))
+    assert r.returncode == 1, r.stdout + r.stderr  # one bad row
+    pred = pd.read_csv(tmp_path / "g.csv")
+    assert pred.formula.tolist() == ["GaAs", "ZnO"] and (pred.unit == "eV").all() and pred.prediction.notna().all()
+    assert pd.read_csv(tmp_path / "g.errors.csv").row.tolist() == [2]
+    cifs = tmp_path / "cifs"
+    cifs.mkdir()
+    from pymatgen.core import Lattice, Structure
+    Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(cifs / "nacl.cif"))
+    r = run("predict", "cgcnn", "--input", str(cifs), "--out", str(tmp_path / "c.csv"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    c = pd.read_csv(tmp_path / "c.csv")
+    assert c.formula.tolist() == ["NaCl"] and 0 < c.G_GPa[0] < 1000 and c.n_models[0] == 2
+    scr = json.loads((repo / "metrics" / "cgcnn" / "screening.json").read_text())
+    assert scr["lcb_k"] == 2.0 and 0 <= scr["top15_before_survivors"] <= 15 and "stability_data" in scr
 
 
 def test_status_clean_and_forced_rerun_identical(smoke_repo):

@@ -229,3 +229,122 @@ def test_models_lists_the_cards(lgdcnn_model, capsys):
     assert "lgdcnn expt_gap" in out and "[eV]" in out and "2 member(s)" in out
     assert cli.main(["models", "--json", "--models", str(models)]) == cli.OK
     assert json.loads(capsys.readouterr().out)[0]["name"] == "expt_gap"
+
+
+# -------------------------------------------------------------------------- cgcnn end to end
+
+NACL_CIF = """data_NaCl
+_symmetry_space_group_name_H-M   'P 1'
+_cell_length_a   5.64
+_cell_length_b   5.64
+_cell_length_c   5.64
+_cell_angle_alpha   90
+_cell_angle_beta   90
+_cell_angle_gamma   90
+_symmetry_Int_Tables_number   1
+loop_
+ _symmetry_equiv_pos_as_xyz
+  'x, y, z'
+loop_
+ _atom_site_type_symbol
+ _atom_site_label
+ _atom_site_fract_x
+ _atom_site_fract_y
+ _atom_site_fract_z
+ _atom_site_occupancy
+  Na  Na0  0.0  0.0  0.0  1
+  Na  Na1  0.0  0.5  0.5  1
+  Na  Na2  0.5  0.0  0.5  1
+  Na  Na3  0.5  0.5  0.0  1
+  Cl  Cl4  0.5  0.0  0.0  1
+  Cl  Cl5  0.5  0.5  0.5  1
+  Cl  Cl6  0.0  0.0  0.5  1
+  Cl  Cl7  0.0  0.5  0.0  1
+"""
+
+
+@pytest.fixture
+def cgcnn_model(tmp_path):
+    from conftest import mirror_dir
+    from matrepro.features.crystal import load_atom_init, structure_graph
+    from matrepro.papers.cgcnn import predict as cg_predict
+    from matrepro.papers.cgcnn.data import ATOM_INIT
+
+    m = mirror_dir()
+    if m is None or not (m / ATOM_INIT).is_file():
+        pytest.skip("no data mirror (set MATREPRO_DATA_MIRROR)")
+    atom_init = m / ATOM_INIT
+    table = load_atom_init(atom_init)
+    graph_cfg = {"radius": 8.0, "max_num_nbr": 12, "dmin": 0.0, "step": 0.2}
+    rng = np.random.RandomState(0)
+
+    def rocksalt(a, b, lat):
+        return Structure.from_spacegroup("Fm-3m", Lattice.cubic(lat), [a, b], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+    train = [structure_graph(rocksalt(a, b, 4 + 2 * rng.rand()), table) for a, b in
+             [("Na", "Cl"), ("K", "Cl"), ("Mg", "O"), ("Ca", "O"), ("Li", "F"), ("Na", "F")] * 3]
+    test = [structure_graph(rocksalt(a, b, 4 + 2 * rng.rand()), table) for a, b in [("Na", "Cl"), ("Mg", "O")] * 3]
+    members, ckdir = {}, tmp_path / "ck"
+    ckdir.mkdir()
+    for t in ("G", "K"):
+        members[t] = []
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            net = build_model("cgcnn", atom_fea_len=8, n_conv=1, h_fea_len=8)
+            p = ckdir / f"{t}_all_random_seed{seed}.pth.tar"
+            torch.save({"state_dict": net.state_dict(), "normalizer": {"mean": torch.tensor(1.5), "std": torch.tensor(0.2)},
+                        "args": {"atom_fea_len": 8, "n_conv": 1, "h_fea_len": 8, "n_h": 1}}, p)
+            members[t].append(p)
+    folder = tmp_path / "models" / "cgcnn" / "ensemble"
+    card = cg_predict.export_ensemble(folder, members, atom_init, graph_cfg, train, test,
+                                      {"G": np.array([1.0, 1.5]), "K": np.array([1.2, 2.7])},
+                                      {"G": {"log10": {"mae": {"mean": 0.1}}}}, "smoke", "all")
+    return tmp_path / "models", card
+
+
+def test_cgcnn_cli_on_a_folder_with_a_bad_structure_of_every_kind(cgcnn_model, tmp_path):
+    models, card = cgcnn_model
+    assert card["training"]["max_GPa"]["G"] == pytest.approx(10 ** 1.5)
+    assert set(card["training"]["elements"]) == {"Na", "Cl", "K", "Mg", "O", "Ca", "Li", "F"}
+    d = tmp_path / "cifs"
+    d.mkdir()
+    (d / "a_nacl.cif").write_bytes(NACL_CIF.replace("\n", "\r\n").encode())
+    (d / "b_garbage.cif").write_text("this is not a CIF\n_cell_length_a banana\n")
+    Structure(Lattice.cubic(3.0), [{"Fe": 0.5, "Ni": 0.5}], [[0, 0, 0]]).to(filename=str(d / "c_disordered.cif"))
+    Structure(Lattice.cubic(30.0), ["Fe"], [[0, 0, 0]]).to(filename=str(d / "d_box.cif"))  # one atom, 30 Å box
+    Structure(Lattice.cubic(3.6), ["N", "N"], [[0, 0, 0], [0.3, 0, 0]]).to(filename=str(d / "e_n2.cif"))
+    Structure.from_spacegroup("Pm-3m", Lattice.cubic(4.57), ["Cs", "I"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(d / "f_csi.vasp"), fmt="poscar")
+    (d / "notes.txt").write_text("ignored: not a structure file")
+    out = tmp_path / "cg.csv"
+    code = cli.main(["predict", "cgcnn", "--input", str(d), "--out", str(out), "--models", str(models)])
+    assert code == cli.SOME_FAILED
+    pred = pd.read_csv(out, keep_default_na=False)
+    assert pred.formula.tolist() == ["NaCl", "N2", "CsI"] and pred.row.tolist() == [1, 5, 6]
+    assert (pred.n_models == 2).all() and pred.nsites.tolist() == [8, 2, 2]
+    assert pred.dimensionality.tolist() == [3, 0, 3]
+    flags = pred["flags"].tolist()
+    assert "molecular_or_isolated" in flags[1] and "molecular_or_isolated" not in flags[0]
+    assert "unseen_elements" in flags[2] and "unseen_elements" in flags[1] and "unseen_elements" not in flags[0]
+    for i in range(3):  # the bound is the training maximum, 10^1.5 GPa for G
+        assert ("above_training_max_G" in flags[i]) == (pred.log10G[i] > 1.5)
+    assert pred.G_GPa.to_numpy() == pytest.approx(10 ** pred.log10G.to_numpy(), rel=1e-4)  # CSV: 6 digits
+    err = pd.read_csv(tmp_path / "cg.errors.csv")
+    assert err.row.tolist() == [2, 3, 4] and set(err.field) == {"structure"}
+    assert "unreadable" in err.reason[0] and "partial occupancy" in err.reason[1]
+    assert "no neighbour within 8.0" in err.reason[2]
+
+
+def test_cgcnn_ensemble_mean_and_spread_match_the_members(cgcnn_model, tmp_path):
+    from matrepro.models.crystal import load_checkpoint, predict_graphs
+    from matrepro.papers.cgcnn import predict as cg_predict
+
+    models, card = cgcnn_model
+    ens = cg_predict.Ensemble(models / "cgcnn" / "ensemble")
+    s = Structure.from_str(NACL_CIF, fmt="cif")
+    g = ens.graph(s, "nacl")
+    got = ens.predict([g])
+    each = [predict_graphs(load_checkpoint(models / "cgcnn" / "ensemble" / n)[0], [g], 1.5, 0.2, gdf=ens.gdf)[0]
+            for n in card["member_targets"]["K"]]
+    assert got.log10K[0] == pytest.approx(np.mean(each), rel=1e-5)
+    assert got.log10K_spread[0] == pytest.approx(np.std(each, ddof=1), rel=1e-4)

@@ -120,17 +120,25 @@ def isolated_sites(structure, cutoff: float) -> list[int]:
     return [i for i, n in enumerate(nbrs) if not n]
 
 
-def fragment_dimensionality(structure) -> int:
-    """Larsen dimension (0-3) of the bonded network, bonds from ``CrystalNN``; 0 = isolated
-    molecules or atoms. Raises DataError for a disordered structure (bonds are undefined)."""
+def bonded_fragments(structure) -> dict:
+    """The bonded network (``CrystalNN`` bonds): its Larsen dimension (0-3; 0 = isolated molecules
+    or atoms), the number of components and how many of them are single atoms. Raises DataError for
+    a disordered structure (bonds are undefined)."""
     import warnings
 
-    from pymatgen.analysis.dimensionality import get_dimensionality_larsen
+    from pymatgen.analysis.dimensionality import get_dimensionality_larsen, get_structure_components
     from pymatgen.analysis.local_env import CrystalNN
 
     if partial_occupancy(structure):
-        raise DataError(None, "fragment dimensionality of a disordered structure")
+        raise DataError(None, "bonded fragments of a disordered structure")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # CrystalNN warns about missing oxidation states
         bonded = CrystalNN().get_bonded_structure(structure)
-    return int(get_dimensionality_larsen(bonded))
+        comps = get_structure_components(bonded, inc_orientation=False)
+    return {"dimensionality": int(get_dimensionality_larsen(bonded)), "components": len(comps),
+            "isolated_atoms": sum(1 for c in comps if len(c["structure_graph"].structure) == 1)}
+
+
+def fragment_dimensionality(structure) -> int:
+    """Larsen dimension (0-3) of the CrystalNN-bonded network; 0 = isolated molecules or atoms."""
+    return bonded_fragments(structure)["dimensionality"]

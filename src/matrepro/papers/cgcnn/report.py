@@ -90,6 +90,13 @@ def report_markdown(mdir=None) -> str:
                      f"seeds, band-gap filter {s['band_gap_filter']}; against the authors' published AI4Kappa predictions: "
                      + "; ".join(f"{r.target} {r.model} MAE {r['MAE vs published (GPa)']:.3g} GPa on {r.structures}"
                                  for _, r in ai.iterrows()) + f" (profile `{s['profile']}`).")
+        if "flag_counts" in s:
+            counts = ", ".join(f"{k} {v}" for k, v in s["flag_counts"].items() if v)
+            parts.append(f"**cgcnn screening flags**: {s['stability_data']}. Ranked by the lower confidence bound "
+                         f"(log10 G − {s['lcb_k']:g} × seed spread); of the {s['candidates_checked']} candidates checked, "
+                         f"flagged: {counts or 'none'}. **{s['top15_before_survivors']} of the top 15 by mean G "
+                         f"survive the flags**; {s['top_survivors_in_ai4kappa']} of the top survivors are in the "
+                         f"authors' AI4Kappa list.")
     return "\n\n".join(parts)
 
 
@@ -101,9 +108,19 @@ FIGURES = [  # shown in the project report, in this order
     ("cgcnn_ai4kappa", "cgcnn: agreement with the authors' published screening predictions"),
 ]
 TOP_CANDIDATES = "results/cgcnn/screening/top_candidates.csv"
+TOP_BEFORE = "results/cgcnn/screening/top_candidates_before.csv"
 
 
 def extra_markdown() -> str:
-    """The project report's table of top screening candidates."""
-    top = pd.read_csv(project_root() / TOP_CANDIDATES)
-    return f"### Top screening candidates (`{TOP_CANDIDATES}`)\n\n" + top.to_markdown(index=False, floatfmt=".3g")
+    """The project report's tables of screening candidates: the top by mean G with their flags
+    (the ranking used before the flags), then the top survivors by lower confidence bound."""
+    root = project_root()
+    out = []
+    if (root / TOP_BEFORE).is_file():
+        before = pd.read_csv(root / TOP_BEFORE, keep_default_na=False).head(15)
+        out.append(f"### Top 15 by mean predicted G, with their applicability flags (`{TOP_BEFORE}`)\n\n"
+                   + before.to_markdown(index=False, floatfmt=".3g"))
+    top = pd.read_csv(root / TOP_CANDIDATES, keep_default_na=False)
+    out.append(f"### Top screening candidates: survivors ranked by lower confidence bound (`{TOP_CANDIDATES}`)\n\n"
+               + top.to_markdown(index=False, floatfmt=".3g"))
+    return "\n\n".join(out)

@@ -209,6 +209,41 @@ def run_task(task: str, cfg: dict, out_dir: str | Path, root: Path | None = None
     return results
 
 
+def task_networks(task: str, plan: dict, root: Path | None = None) -> tuple[dict, dict, dict]:
+    """Our trained networks of the task's first fold, for ``matrepro predict``: (parts, {seed:
+    artifact}, test metrics over the seeds). A network whose weights are not on this machine
+    (``<key>.pt``; the committed run records carry metrics only) is trained again under the same
+    run key; training is deterministic, so its test predictions must equal the recorded ones."""
+    fold = plan["folds"][0]
+    parts, _ = load_task(task, fold, plan, root)
+    model = plan["benchmark_models"][0]
+    arts, maes = {}, []
+    for seed in plan["seeds"]:
+        one = dict(plan, seeds=[seed])
+        key = run_key("network", model, task, fold, seed, one, parts)
+        pt = run_cache_dir() / f"{key}.pt"
+        record = run_record_dir() / f"{key}.json"
+        if not pt.is_file():
+            tr = train_network(parts, model, one, seed, desc=f"{task} {model} s{seed} (weights)", root=root,
+                               checkpoint=_checkpoint(key, True))
+            _save_weights(key, tr, True)
+            y = predict_network(tr, parts["test"])
+            if record.is_file():
+                want = np.asarray(json.loads(record.read_text())["pred"])
+                if not np.allclose(y, want, rtol=1e-5, atol=1e-6 * float(np.abs(want).max() or 1)):
+                    raise MatreproError(f"{task} seed {seed}: retrained network differs from run record {record} "
+                                        f"(max |diff| {np.abs(y - want).max():.3g}); delete the record to retrain")
+            else:
+                _cached(key, lambda ck: {"metrics": {**regression_metrics(parts["test"].target, y),
+                                                     "epochs": tr.history.epochs, "seconds": round(tr.seconds, 1)},
+                                         "pred": [float(v) for v in y]})
+        arts[seed] = torch.load(pt, map_location="cpu", weights_only=True)
+        maes.append(json.loads(record.read_text())["metrics"]["mae"])
+    metrics = {"fold": fold, "seeds": list(plan["seeds"]), "mae": float(np.mean(maes)),
+               "mae_std": float(np.std(maes, ddof=1)) if len(maes) > 1 else 0.0, "mae_per_seed": maes}
+    return parts, arts, metrics
+
+
 def pending_tasks(results_dir: str | Path, tasks: list[str]) -> list[str]:
     """The tasks whose stage has not written results yet (a long cpu run fills them in stage by stage)."""
     return [t for t in tasks if not list((Path(results_dir) / t).glob("*.json"))]

@@ -162,3 +162,39 @@ def predict_file(folder, path) -> tuple[pd.DataFrame, pd.DataFrame]:
     out["flags"] = [";".join(f for f, on in (("unseen_elements", bool(u)), ("far_from_training", bool(x))) if on)
                     for u, x in zip(unseen, far)]
     return out, errors.frame()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m matrepro.papers.lgdcnn.predict <task>``: models/lgdcnn/<task>/ (the lgdcnn_model stage)."""
+    import argparse
+    import json
+    import logging
+    import os
+    from pathlib import Path
+
+    from .benchmark import task_networks
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("task")
+    ap.add_argument("--out", default="models/lgdcnn")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(int(os.environ.get("MATREPRO_THREADS", 2)))
+    plan_path = Path("results/lgdcnn/plan") / f"{a.task}.json"
+    if not plan_path.is_file():
+        raise SystemExit(f"{plan_path}: no plan; run `dvc repro lgdcnn_plan` first")
+    plan = json.loads(plan_path.read_text())
+    parts, arts, metrics = task_networks(a.task, plan)
+    out = Path(a.out) / a.task
+    for f in out.glob("*") if out.is_dir() else []:
+        f.unlink()
+    card = export_model(out, a.task, plan, parts, arts, metrics, fold=plan["folds"][0], stage=f"lgdcnn_model@{a.task}")
+    print(f"{out}: {len(arts)} network(s), test MAE {metrics['mae']:.4g} {card['unit']} (fold {plan['folds'][0]}), "
+          f"composition-distance threshold {card['applicability']['composition']['threshold']:.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
