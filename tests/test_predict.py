@@ -348,3 +348,57 @@ def test_cgcnn_ensemble_mean_and_spread_match_the_members(cgcnn_model, tmp_path)
             for n in card["member_targets"]["K"]]
     assert got.log10K[0] == pytest.approx(np.mean(each), rel=1e-5)
     assert got.log10K_spread[0] == pytest.approx(np.std(each, ddof=1), rel=1e-4)
+
+
+# ------------------------------------------------------------------------- capnet end to end
+
+def test_capnet_export_reproduces_the_recorded_mae_and_cli_reports_bad_rows(tmp_path, capsys):
+    from pymatgen.core import Composition
+
+    from conftest import battery_row
+    from matrepro.papers.capnet import data as bt
+    from matrepro.papers.capnet import evaluate, experiments, preprocess
+    from matrepro.papers.capnet import predict as cap_predict
+
+    pairs = [("FePO4", "LiFePO4"), ("CoO2", "LiCoO2"), ("Mn2O4", "LiMn2O4"), ("TiS2", "LiTiS2"),
+             ("V2O5", "LiV2O5"), ("NiO2", "LiNiO2"), ("FeSO4F", "LiFeSO4F"), ("MnO2", "LiMnO2")]
+    rows = [battery_row(f"mp-{i}_Li", c, d, bt.analytic_capacity(Composition(c), Composition(d), "Li"),
+                        **{"Average Voltage": 2 + (i % 7) * 0.3}) for i, (c, d) in enumerate(pairs * 5)]
+    raw = tmp_path / "batteries.csv"
+    pd.DataFrame(rows).to_csv(raw, index=False)
+    cfg = {"profile": "smoke", "base_seed": 0, "working_ion": "Li", "row_filter": "all", "categorical_source": "auto",
+           "split_fractions": [0.6, 0.2, 0.2], "splits": ["random", "group"], "seeds": [0, 1],
+           "feature_sets": ["leak_free"], "min_category_count": 1, "architectures": ["dnn"],
+           "train": {"max_epochs": 3, "patience": 3, "batch_size": 8}, "models": {"dnn": {"hidden": 8, "embed_dim": 2, "depth": 1}}}
+    proc, res = tmp_path / "proc", tmp_path / "res"
+    preprocess.preprocess(raw, proc, cfg)
+    results, _ = experiments.run_architecture("dnn", cfg, proc, progress=False, device="cpu")
+    res.mkdir()
+    (res / "dnn.json").write_text(json.dumps(results))
+    metrics = evaluate.collect(cfg, res, evaluate.analytic_results(cfg, proc)[0])
+    folder = tmp_path / "models" / "capnet" / "leak_free"
+    card = cap_predict.export_model(folder, "leak_free", cfg, proc, metrics)  # check=True: same MAE as recorded
+    assert card["architecture"] == "dnn" and card["metrics"]["mae_per_seed"] == pytest.approx(
+        results["leak_free"]["group"]["mae"]["per_seed"], rel=1e-4)
+    inp = tmp_path / "mine.csv"
+    mine = pd.DataFrame([battery_row("a", "FePO4", "LiFePO4", 0.0), battery_row("b", "CoO2", "LiCoO2", 0.0),
+                         battery_row("c", "CoO2", "NaCoO2", 0.0, **{"Working Ion": "Na"}),
+                         battery_row("d", "Xq2", "LiXq2", 0.0), battery_row("e", "CrO2", "LiCrO2", 0.0)])
+    mine["Average Voltage"] = mine["Average Voltage"].astype(object)
+    mine.loc[1, "Average Voltage"] = "high"
+    mine.loc[4, "Max Delta Volume"] = 5.0  # far outside the training range (0.07)
+    text = mine.drop(columns=[bt.TARGET]).to_csv(index=False, lineterminator="\r\n")
+    inp.write_bytes(("\ufeff" + text).encode())
+    out = tmp_path / "cap.csv"
+    code = cli.main(["predict", "capnet", "--input", str(inp), "--out", str(out), "--models", str(tmp_path / "models")])
+    assert code == cli.SOME_FAILED
+    pred = pd.read_csv(out, keep_default_na=False)
+    assert pred["Battery ID"].tolist() == ["a", "e"] and (pred.n_models == 2).all() and (pred.unit == "mAh/g").all()
+    assert pred.capacity_analytic[0] == pytest.approx(169.89, abs=0.01)  # LiFePO4, by hand
+    assert pred.out_of_range_columns[0] == ""  # every numeric value inside the training range
+    assert "numeric_out_of_range" in pred["flags"][1] and pred.out_of_range_columns[1] == "Max Delta Volume"
+    assert "unseen_category" in pred["flags"][1] and "redox_metal" in pred.unseen_categories[1]  # Cr never in training
+    err = pd.read_csv(tmp_path / "cap.errors.csv")
+    assert err.row.tolist() == [2, 3, 4]
+    assert err.field.tolist() == ["Average Voltage", "Working Ion", "Formula Charge"]
+    assert "not a number" in err.reason[0] and "Li electrodes only" in err.reason[1] and "Xq2" in err.reason[2]
