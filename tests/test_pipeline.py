@@ -195,30 +195,32 @@ def test_lgdcnn_metrics_cover_all_28_datasets(smoke_repo):
 
 
 def test_predict_applies_the_smoke_models_with_cards(smoke_repo, tmp_path):
-    """`matrepro models` lists the cards the stages wrote; `python -m matrepro predict` runs on a CSV
-    of formulas and a folder of CIFs, predicting the good rows and reporting the bad ones."""
+    """`matrepro models` lists the cards the stages wrote; `python -m matrepro predict` runs on the
+    README's inputs (tests/fixtures/predict), predicting the good rows and reporting the bad ones."""
     repo, env = smoke_repo
+    fx = ROOT / "tests" / "fixtures" / "predict"
     run = lambda *a: subprocess.run([sys.executable, "-m", "matrepro", *a], cwd=repo, env=env,  # noqa: E731
                                     capture_output=True, text=True)
     r = run("models")
-    assert r.returncode == 0 and "cgcnn ensemble" in r.stdout and "lgdcnn expt_gap" in r.stdout, r.stdout + r.stderr
-    assert "lgdcnn steels" in r.stdout and "profile smoke" in r.stdout
-    f = tmp_path / "formulas.csv"
-    f.write_bytes("\ufeffformula\r\nGaAs\r\nXq2O\r\nZnO\r\n".encode())
-    r = run("predict", "lgdcnn", "--dataset", "matbench_expt_gap", "--input", str(f), "--out", str(tmp_path / "g.csv"))
-    assert r.returncode == 1, r.stdout + r.stderr  # one bad row
-    pred = pd.read_csv(tmp_path / "g.csv")
-    assert pred.formula.tolist() == ["GaAs", "ZnO"] and (pred.unit == "eV").all() and pred.prediction.notna().all()
-    assert pd.read_csv(tmp_path / "g.errors.csv").row.tolist() == [2]
-    cifs = tmp_path / "cifs"
-    cifs.mkdir()
-    from pymatgen.core import Lattice, Structure
-    Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
-        filename=str(cifs / "nacl.cif"))
-    r = run("predict", "cgcnn", "--input", str(cifs), "--out", str(tmp_path / "c.csv"))
     assert r.returncode == 0, r.stdout + r.stderr
-    c = pd.read_csv(tmp_path / "c.csv")
-    assert c.formula.tolist() == ["NaCl"] and 0 < c.G_GPa[0] < 1000 and c.n_models[0] == 2
+    for name in ("capnet leak_free", "capnet paper_like", "cgcnn ensemble", "lgdcnn expt_gap", "lgdcnn steels"):
+        assert name in r.stdout, (name, r.stdout)
+    r = run("predict", "lgdcnn", "--dataset", "matbench_expt_gap", "--input", str(fx / "formulas.csv"),
+            "--out", str(tmp_path / "g.csv"))
+    assert r.returncode == 1, r.stdout + r.stderr  # one bad row
+    g = pd.read_csv(tmp_path / "g.csv")
+    assert g.formula.tolist() == ["GaAs", "ZnO", "SiO2", "CsPbI3", "LiFePO4"] and (g.unit == "eV").all()
+    assert g.prediction.notna().all() and pd.read_csv(tmp_path / "g.errors.csv").row.tolist() == [6]
+    r = run("predict", "cgcnn", "--input", str(fx / "cifs"), "--out", str(tmp_path / "c.csv"))
+    assert r.returncode == 1, r.stdout + r.stderr  # the disordered alloy and the non-CIF
+    c = pd.read_csv(tmp_path / "c.csv", keep_default_na=False)
+    assert set(c.formula) == {"N2", "C", "MgO", "NaCl", "Si", "GaAs"} and (c.n_models == 2).all()
+    assert "molecular_or_isolated" in c.set_index("formula").at["N2", "flags"]
+    assert len(pd.read_csv(tmp_path / "c.errors.csv")) == 2
+    r = run("predict", "capnet", "--input", str(fx / "electrodes.csv"), "--out", str(tmp_path / "b.csv"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    b = pd.read_csv(tmp_path / "b.csv")
+    assert len(b) == 3 and (b.unit == "mAh/g").all() and b.capacity_analytic[0] == pytest.approx(169.89, abs=0.01)
     scr = json.loads((repo / "metrics" / "cgcnn" / "screening.json").read_text())
     assert scr["lcb_k"] == 2.0 and 0 <= scr["top15_before_survivors"] <= 15 and "stability_data" in scr
 

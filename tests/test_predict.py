@@ -263,8 +263,8 @@ loop_
 """
 
 
-@pytest.fixture
-def cgcnn_model(tmp_path):
+@pytest.fixture(scope="module")
+def cgcnn_model(tmp_path_factory):
     from conftest import mirror_dir
     from matrepro.features.crystal import load_atom_init, structure_graph
     from matrepro.papers.cgcnn import predict as cg_predict
@@ -284,6 +284,7 @@ def cgcnn_model(tmp_path):
     train = [structure_graph(rocksalt(a, b, 4 + 2 * rng.rand()), table) for a, b in
              [("Na", "Cl"), ("K", "Cl"), ("Mg", "O"), ("Ca", "O"), ("Li", "F"), ("Na", "F")] * 3]
     test = [structure_graph(rocksalt(a, b, 4 + 2 * rng.rand()), table) for a, b in [("Na", "Cl"), ("Mg", "O")] * 3]
+    tmp_path = tmp_path_factory.mktemp("cgcnn_model")
     members, ckdir = {}, tmp_path / "ck"
     ckdir.mkdir()
     for t in ("G", "K"):
