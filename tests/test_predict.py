@@ -378,9 +378,10 @@ def test_capnet_export_reproduces_the_recorded_mae_and_cli_reports_bad_rows(tmp_
     (res / "dnn.json").write_text(json.dumps(results))
     metrics = evaluate.collect(cfg, res, evaluate.analytic_results(cfg, proc)[0])
     folder = tmp_path / "models" / "capnet" / "leak_free"
-    card = cap_predict.export_model(folder, "leak_free", cfg, proc, metrics)  # check=True: same MAE as recorded
+    card = cap_predict.export_model(folder, "leak_free", cfg, proc, metrics)
     assert card["architecture"] == "dnn" and card["metrics"]["mae_per_seed"] == pytest.approx(
-        results["leak_free"]["group"]["mae"]["per_seed"], rel=1e-4)
+        results["leak_free"]["group"]["mae"]["per_seed"], rel=1e-4)  # the same training: the recorded MAE again
+    assert card["metrics"]["recorded_mae_per_seed"] == results["leak_free"]["group"]["mae"]["per_seed"]
     inp = tmp_path / "mine.csv"
     mine = pd.DataFrame([battery_row("a", "FePO4", "LiFePO4", 0.0), battery_row("b", "CoO2", "LiCoO2", 0.0),
                          battery_row("c", "CoO2", "NaCoO2", 0.0, **{"Working Ion": "Na"}),

@@ -3,7 +3,7 @@
 One model folder per feature set, ``models/capnet/<feature_set>/`` (stage ``capnet_model``): the
 architecture with the lowest mean test MAE on the **group** split (unseen charge/discharge formula
 pairs: the case of a new electrode) in ``metrics/capnet.json``, trained again on that split for
-every seed (the training is deterministic: its test MAE must equal the recorded one), one
+every seed (deterministic on one machine: the card shows the recorded MAE beside its own), one
 checkpoint per seed (weights, the fitted encoder as plain arrays and lists), and ``card.json``.
 
 Input: a battery-explorer CSV (the columns of the Materials Project battery table: ``Working Ion``,
@@ -22,6 +22,7 @@ set needs no energy or volumetric column). Per row:
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,9 @@ def best_architecture(metrics: dict, feature_set: str, split: str = SELECT_SPLIT
 
 def export_model(folder, feature_set: str, cfg: dict, processed_dir, metrics: dict, check: bool = True) -> dict:
     """Train the best architecture of ``feature_set`` on the group split for every seed; write the
-    folder. ``check``: the retrained test MAE must equal the one recorded in ``metrics``."""
+    folder. The card's metrics are those of the networks shipped; ``check`` warns when they differ
+    from the ones recorded in ``metrics`` (training is deterministic on one machine; another CPU can
+    round differently and early stopping then picks another epoch)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     table, splits, meta = load_processed(processed_dir)
@@ -99,8 +102,10 @@ def export_model(folder, feature_set: str, cfg: dict, processed_dir, metrics: di
         y_hat = enc.inverse_target(predict(model, data["test"], device="cpu"))
         mae = float(np.mean(np.abs(y_hat - y[part["test"]])))
         if check and not np.isclose(mae, want, rtol=1e-4):
-            raise DataError("metrics/capnet.json", f"{arch}/{feature_set}/{SELECT_SPLIT} seed {seed}: retrained test MAE "
-                            f"{mae:.6g} differs from the recorded {want:.6g} (rerun capnet_train)")
+            logging.getLogger(__name__).warning(
+                "%s/%s/%s seed %s: the shipped network's test MAE %.6g differs from the recorded %.6g (the recorded "
+                "run came from other code, data or machine: dvc repro capnet_evaluate re-runs it)", arch, feature_set,
+                SELECT_SPLIT, seed, mae, want)
         saved = encoder_state(enc)
         x_num, x_cat, _ = encode(saved, table.loc[part["test"]])  # the saved encoder must reproduce the fitted one
         if not (torch.allclose(x_num, data["test"].x_num, atol=1e-5) and torch.equal(x_cat, data["test"].x_cat)):
@@ -125,7 +130,8 @@ def export_model(folder, feature_set: str, cfg: dict, processed_dir, metrics: di
                          "elements": sorted({e.symbol for f in train_rows[bt.F_DISCHARGE]
                                              for e in bt.parse_formula(f).elements})},
             "metrics": {"split": SELECT_SPLIT, "mae": float(np.mean(maes)), "mae_std": float(np.std(maes, ddof=1)),
-                        "mae_per_seed": maes, "recorded_in": "metrics/capnet.json"},
+                        "mae_per_seed": maes, "recorded_mae_per_seed": [float(v) for v in recorded],
+                        "recorded_in": "metrics/capnet.json"},
             "input": INPUT, "members": members,
             "applicability": {"numeric": {**dist.describe(), "features": "standardised numeric columns"},
                               "unseen_category": "categorical value absent from the training rows",

@@ -211,13 +211,17 @@ def run_task(task: str, cfg: dict, out_dir: str | Path, root: Path | None = None
 
 def task_networks(task: str, plan: dict, root: Path | None = None) -> tuple[dict, dict, dict]:
     """Our trained networks of the task's first fold, for ``matrepro predict``: (parts, {seed:
-    artifact}, test metrics over the seeds). A network whose weights are not on this machine
-    (``<key>.pt``; the committed run records carry metrics only) is trained again under the same
-    run key; training is deterministic, so its test predictions must equal the recorded ones."""
+    artifact}, test metrics of exactly these networks). A network whose weights are not on this
+    machine (``<key>.pt``; the committed run records carry metrics only) is trained again under the
+    same run key. On the machine that recorded the run this gives the same network; on another CPU
+    the last bits of the arithmetic can differ and a 300-epoch run drift, so the metrics are those
+    of the networks shipped, with the recorded MAE beside them."""
+    import logging
+
     fold = plan["folds"][0]
     parts, _ = load_task(task, fold, plan, root)
     model = plan["benchmark_models"][0]
-    arts, maes = {}, []
+    arts, maes, recorded = {}, [], []
     for seed in plan["seeds"]:
         one = dict(plan, seeds=[seed])
         key = run_key("network", model, task, fold, seed, one, parts)
@@ -227,21 +231,36 @@ def task_networks(task: str, plan: dict, root: Path | None = None) -> tuple[dict
             tr = train_network(parts, model, one, seed, desc=f"{task} {model} s{seed} (weights)", root=root,
                                checkpoint=_checkpoint(key, True))
             _save_weights(key, tr, True)
-            y = predict_network(tr, parts["test"])
-            if record.is_file():
-                want = np.asarray(json.loads(record.read_text())["pred"])
-                if not np.allclose(y, want, rtol=1e-5, atol=1e-6 * float(np.abs(want).max() or 1)):
-                    raise MatreproError(f"{task} seed {seed}: retrained network differs from run record {record} "
-                                        f"(max |diff| {np.abs(y - want).max():.3g}); delete the record to retrain")
-            else:
+            if not record.is_file():
+                y = predict_network(tr, parts["test"])
                 _cached(key, lambda ck: {"metrics": {**regression_metrics(parts["test"].target, y),
                                                      "epochs": tr.history.epochs, "seconds": round(tr.seconds, 1)},
                                          "pred": [float(v) for v in y]})
         arts[seed] = torch.load(pt, map_location="cpu", weights_only=True)
-        maes.append(json.loads(record.read_text())["metrics"]["mae"])
+        y = _predict_artifact(arts[seed], parts["test"], root)
+        maes.append(float(np.mean(np.abs(y - parts["test"].target.to_numpy(float)))))
+        recorded.append(json.loads(record.read_text())["metrics"]["mae"])
+        if not np.isclose(maes[-1], recorded[-1], rtol=1e-5):
+            logging.getLogger(__name__).warning("%s seed %s: shipped network's test MAE %.6g, recorded run %.6g "
+                                                "(retrained on another machine?)", task, seed, maes[-1], recorded[-1])
     metrics = {"fold": fold, "seeds": list(plan["seeds"]), "mae": float(np.mean(maes)),
-               "mae_std": float(np.std(maes, ddof=1)) if len(maes) > 1 else 0.0, "mae_per_seed": maes}
+               "mae_std": float(np.std(maes, ddof=1)) if len(maes) > 1 else 0.0, "mae_per_seed": maes,
+               "recorded_mae_per_seed": recorded, "recorded_in": "results/lgdcnn/runs"}
     return parts, arts, metrics
+
+
+def _predict_artifact(art: dict, df: pd.DataFrame, root: Path | None = None) -> np.ndarray:
+    """Test predictions of a saved network (``Trained.artifact()``), in target units."""
+    from ...core.train import predict
+    from ...features.composition import make_batch
+    from ...models import build_model
+    from .tasks import get_element_table
+
+    spec = art["spec"]
+    net = build_model(spec["model"], element_table=get_element_table(spec["element_table"], root), **spec["config"])
+    net.load_state_dict(art["weights"], strict=True)
+    z = predict(net, make_batch(df, int(art["n_slots"])), device="cpu")
+    return np.asarray(z, np.float64) * art["scaler"]["std"] + art["scaler"]["mean"]
 
 
 def pending_tasks(results_dir: str | Path, tasks: list[str]) -> list[str]:
