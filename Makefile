@@ -24,10 +24,11 @@ system-deps:
 	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(SYS_PKGS) >/dev/null; } || \
 	  { echo "could not install $(SYS_PKGS): install them (Debian/Ubuntu) or use environment.yml (conda-forge gpaw)"; exit 1; }; }
 
-$(STAMP): pyproject.toml | system-deps
+$(STAMP): pyproject.toml constraints.txt | system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[test,peers]'
+# constraints.txt: the exact versions of every package (pip freeze), so numbers do not move with a new release
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[test,peers]'
 # CrabNet (lgdcnn peer): --ignore-requires-python since the wheel's metadata says <3.11 but its code runs on 3.11 (checked by tests/test_lgdcnn_peers.py)
 	$(BIN)/python -m pip install $(PIP_FLAGS) --no-deps --ignore-requires-python crabnet==2.0.8
 	@touch $(STAMP)
