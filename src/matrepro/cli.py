@@ -78,6 +78,17 @@ def cmd_predict(a) -> int:
     return SOME_FAILED if len(errors) else OK
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    """Nested metrics as dotted keys (lists left out)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif not isinstance(v, list):
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def cmd_models(a) -> int:
     cards = list_cards(a.models, a.paper)
     if a.json:
@@ -89,8 +100,8 @@ def cmd_models(a) -> int:
         return OK
     for c in cards:
         rows = c["training"].get("rows")
-        metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in c["metrics"].items()
-                            if not isinstance(v, (dict, list)))
+        metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in _flat(c["metrics"]).items()
+                            if k.split(".")[-1] in ("mae", "mae_std", "split", "fold") or k.endswith(".mae.mean"))
         print(f"{c['paper']} {c['name']}: {c['target']} [{c['unit']}], profile {c['profile']}, "
               f"{len(c['members'])} member(s), training rows {rows}; test: {metrics}\n"
               f"    input: {c['input']}\n    folder: {c['folder']} (stage {c['stage']})")
