@@ -20,6 +20,21 @@ from .preprocess import load_processed, split_column
 log = logging.getLogger(__name__)
 
 
+def train_one(arch: str, cfg: dict, table: pd.DataFrame, y, labels, cats: list[str], feature_set: str, seed: int,
+              device="cpu") -> tuple:
+    """One run: the encoder fitted on the 'train' rows of ``labels``, the network trained with
+    validation on 'val'. Returns (model, encoder, {split: batch}, {split: mask}, history)."""
+    part = {k: labels == k for k in ("train", "val", "test")}
+    enc = TabularEncoder(bt.FEATURE_SETS[feature_set], cats, cfg.get("min_category_count", 1))
+    enc.fit(table.loc[part["train"]], y[part["train"]])
+    data = {k: enc.transform(table.loc[m], y[m]) for k, m in part.items()}
+    set_seed(seed)
+    model = build_model(arch, n_numeric=len(enc.numeric), cardinalities=enc.cardinalities, **cfg["models"][arch])
+    hist = fit(model, data["train"], data["val"], TrainConfig.from_dict(cfg["train"]), seed=seed, device=device,
+               progress=False)
+    return model, enc, data, part, hist
+
+
 def run_architecture(arch: str, cfg: dict, processed_dir: str | Path, progress: bool = True,
                      device=None) -> tuple[dict, pd.DataFrame]:
     """Train and test one architecture on every feature set x split x seed.
@@ -27,7 +42,6 @@ def run_architecture(arch: str, cfg: dict, processed_dir: str | Path, progress: 
     Returns the metrics (mean, std and per-seed values) and the per-sample test predictions."""
     table, splits, meta = load_processed(processed_dir)
     cats = meta["categorical_columns"]
-    tcfg = TrainConfig.from_dict(cfg["train"])
     hparams = cfg["models"][arch]
     device = device or get_device()
     y = table[bt.TARGET].to_numpy(float)
@@ -36,13 +50,7 @@ def run_architecture(arch: str, cfg: dict, processed_dir: str | Path, progress: 
     per = {}
     for fs, sp, seed in tqdm(grid, desc=arch, disable=not progress):
         labels = splits[split_column(sp, seed)].to_numpy()
-        part = {k: labels == k for k in ("train", "val", "test")}
-        enc = TabularEncoder(bt.FEATURE_SETS[fs], cats, cfg.get("min_category_count", 1))
-        enc.fit(table.loc[part["train"]], y[part["train"]])
-        data = {k: enc.transform(table.loc[m], y[m]) for k, m in part.items()}
-        set_seed(seed)
-        model = build_model(arch, n_numeric=len(enc.numeric), cardinalities=enc.cardinalities, **hparams)
-        hist = fit(model, data["train"], data["val"], tcfg, seed=seed, device=device, progress=False)
+        model, enc, data, part, hist = train_one(arch, cfg, table, y, labels, cats, fs, seed, device)
         y_hat = enc.inverse_target(predict(model, data["test"], device=device))
         m = regression_metrics(y[part["test"]], y_hat)
         m.update(epochs=hist.epochs, best_epoch=hist.best_epoch + 1)

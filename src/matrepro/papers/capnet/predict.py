@@ -32,12 +32,13 @@ import torch
 from ...core.batch_input import RowErrors, read_table
 from ...core.cards import load_member, read_card, write_card
 from ...core.errors import DataError
-from ...core.train import TrainConfig, fit, predict, set_seed
+from ...core.train import predict
 from ...features.applicability import NearestTrainDistance
 from ...features.tabular import TabularBatch, TabularEncoder
 from ...models import build_model
 from ...models import tabular as _tabular_models  # noqa: F401  (registers capnet, dnn, rnn, lstm, transformer)
 from . import data as bt
+from .experiments import train_one
 from .preprocess import load_processed, split_column
 
 DEFAULT = "leak_free"
@@ -91,14 +92,7 @@ def export_model(folder, feature_set: str, cfg: dict, processed_dir, metrics: di
     members, maes, train_x, test_x = [], [], None, None
     for seed, want in zip(cfg["seeds"], recorded):
         labels = splits[split_column(SELECT_SPLIT, seed)].to_numpy()
-        part = {k: labels == k for k in ("train", "val", "test")}
-        enc = TabularEncoder(bt.FEATURE_SETS[feature_set], cats, cfg.get("min_category_count", 1))
-        enc.fit(table.loc[part["train"]], y[part["train"]])
-        data = {k: enc.transform(table.loc[m], y[m]) for k, m in part.items()}
-        set_seed(seed)
-        model = build_model(arch, n_numeric=len(enc.numeric), cardinalities=enc.cardinalities, **cfg["models"][arch])
-        fit(model, data["train"], data["val"], TrainConfig.from_dict(cfg["train"]), seed=seed, device="cpu",
-            progress=False)
+        model, enc, data, part, _ = train_one(arch, cfg, table, y, labels, cats, feature_set, seed, "cpu")
         y_hat = enc.inverse_target(predict(model, data["test"], device="cpu"))
         mae = float(np.mean(np.abs(y_hat - y[part["test"]])))
         if check and not np.isclose(mae, want, rtol=1e-4):
