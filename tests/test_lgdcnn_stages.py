@@ -99,6 +99,11 @@ def test_run_cache_stores_and_reuses(tmp_path, monkeypatch):
 def test_a_network_run_stores_its_weights_beside_the_metrics(tmp_path, monkeypatch):
     """run_fold on the smoke plan: <key>.json (metrics, test predictions) and <key>.pt (spec,
     weights, scaler, slots: what `matrepro predict` rebuilds the network from)."""
+    from conftest import mirror_dir
+
+    root = mirror_dir()
+    if root is None or not (root / "element_properties" / "mat2vec.csv").is_file():
+        pytest.skip("no data mirror (set MATREPRO_DATA_MIRROR)")
     monkeypatch.setenv("MATREPRO_LGDCNN_CACHE", str(tmp_path))
     torch.set_num_threads(1)
     plan = dict(task_config(paper_config("lgdcnn", "smoke"), "steels"), seeds=[42], benchmark_peers=[])
@@ -106,7 +111,7 @@ def test_a_network_run_stores_its_weights_beside_the_metrics(tmp_path, monkeypat
     formulas = ["Fe0.9C0.1", "Fe0.8Ni0.2", "Fe0.7Cr0.2Mo0.1", "Fe0.95Mn0.05", "Fe0.85Co0.15", "Fe0.6Ni0.3Ti0.1"]
     parts = {s: pd.DataFrame({"row": np.arange(1, n + 1), "formula": rng.choice(formulas, n),
                               "target": rng.normal(1500, 100, n)}) for s, n in (("train", 24), ("val", 8), ("test", 8))}
-    res, _ = ex.run_fold("steels", 0, plan, {}, baselines=False, loaded=(parts, FilterLog("steels")))
+    res, _ = ex.run_fold("steels", 0, plan, {}, root=root, baselines=False, loaded=(parts, FilterLog("steels")))
     key = ex.run_key("network", "lgdcnn", "steels", 0, 42, plan, parts)
     assert res["models"]["lgdcnn"]["per_seed"][0]["epochs"] == 2
     art = torch.load(tmp_path / f"{key}.pt", weights_only=True)
