@@ -118,6 +118,7 @@ def _save_weights(key: str, tr, use_cache: bool) -> None:
     checkpoints of ``matrepro predict``."""
     if use_cache:
         path = run_cache_dir() / f"{key}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         torch.save(tr.artifact(), tmp)
         tmp.replace(path)
