@@ -381,3 +381,61 @@ def test_every_cnn_uses_torch_batch_norm_momentum():
     for arch in ("densenet121", "resnet18", "vgg11_bn", "efficientnet_lite0"):
         bns = [m for m in build_model(arch, image_size=32).modules() if isinstance(m, torch.nn.BatchNorm2d)]
         assert bns and all(abs(b.momentum - 0.1) < 1e-9 for b in bns), arch
+
+
+# --------------------------------------------------------------------------- matrepro predict epdi
+def test_exported_model_predicts_crops_of_a_user_map_and_reports_bad_rows(tmp_path):
+    """Two draws of a tiny CNN exported with their card; `matrepro predict epdi` crops the user's
+    map at each position and returns the members' mean, and each bad row (missing map, a file that
+    is not an npz, an npz without cell2, a non-numeric position) goes to the errors file."""
+    from matrepro import cli
+    from matrepro.papers.epdi import predict as ep
+
+    size, width = 16, 4.0
+    cell2 = np.array([[10.0, 0.0], [0.0, 10.0]])
+    g = np.arange(40) / 40 * 2 * np.pi
+    phi = (np.sin(g)[:, None] * np.cos(g)[None, :]).astype(np.float64)  # V, periodic on the cell
+    rng = np.random.default_rng(0)
+    pos = rng.uniform(0, 10, size=(40, 2))
+    x = np.stack([crop(phi, cell2, p, size, width) for p in pos])
+    rows = pd.DataFrame({"e_b": x[:, 6:10, 6:10].mean((1, 2)) - 1.0, "host": "MoS2", "dopant": "Nb"})
+    data = dataset.Images(x, rows, {"size": size, "width_A": width, "height_A": 1.5, "units": "V (vacuum = 0)"})
+    cfg = {"profile": "smoke", "gpaw": {"basis": "dzp"},
+           "learn": {"curve_model": ["resnet18", "source_task"], "dropout": 0.0, "target_hosts": ["MoS2"],
+                     "table_fraction": 0.33, "train": {"lr": 3e-3, "batch_size": 16, "max_epochs": 2, "patience": 2,
+                                                       "loss": "l1"}}}
+    members = {}
+    for draw in (0, 1):
+        perm = np.random.default_rng(draw).permutation(40)
+        split = learn.Split(np.sort(perm[:24]), np.sort(perm[24:30]), np.sort(perm[30:]), [], [])
+        model, sc, _, _ = learn.train_cnn("resnet18", "scratch", data, split.train, split.val, cfg["learn"], seed=draw)
+        members[draw] = (model, sc, split)
+    metrics = {"mae": 0.1, "split": "toy"}
+    folder = tmp_path / "models" / "epdi" / "e_b"
+    card = ep.export_model(folder, data, cfg, members, metrics)
+    assert card["members"] == ["draw0.pt", "draw1.pt"] and card["image"]["size"] == size
+    assert card["applicability"]["image_statistics"]["threshold"] > 0
+
+    (tmp_path / "user").mkdir()
+    np.savez(tmp_path / "user" / "surface.npz", phi=phi, cell2=cell2)
+    np.savez(tmp_path / "user" / "no_cell.npz", phi=phi)
+    np.savez(tmp_path / "user" / "strong.npz", phi=20 * phi, cell2=cell2)  # an ESP range never trained on
+    (tmp_path / "user" / "text.npz").write_text("not an archive")
+    lines = ["map,x,y,site", "surface.npz,1.0,2.0,T1", "surface.npz,7.5,3.25,H1", "missing.npz,1,1,T2",
+             "text.npz,1,1,T3", "no_cell.npz,1,1,T4", "surface.npz,abc,1,T5",
+             "strong.npz,1.0,2.0,T6"]
+    inp = tmp_path / "user" / "sites.csv"
+    inp.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode())
+    out = tmp_path / "pred.csv"
+    rc = cli.main(["predict", "epdi", "--input", str(inp), "--out", str(out), "--models", str(tmp_path / "models")])
+    assert rc == cli.SOME_FAILED
+    got = pd.read_csv(out, keep_default_na=False)
+    err = pd.read_csv(tmp_path / "pred.errors.csv")
+    assert list(got.site) == ["T1", "H1", "T6"] and list(err.row) == [3, 4, 5, 6]
+    assert list(got["flags"]) == ["", "", "far_from_training"]
+    assert list(err.field) == ["map", "map", "map", "x"]
+    assert "not found" in err.reason[0] and "not a readable" in err.reason[1] and "cell2" in err.reason[2]
+    imgs = np.stack([crop(phi, cell2, (1.0, 2.0), size, width), crop(phi, cell2, (7.5, 3.25), size, width)])
+    want = np.mean([learn.predict(m, sc, imgs) for m, sc, _ in members.values()], axis=0)
+    np.testing.assert_allclose(got.prediction.to_numpy()[:2], want, rtol=1e-4, atol=1e-5)
+    assert (got.n_models == 2).all() and (got.unit == "eV").all()

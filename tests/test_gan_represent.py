@@ -319,3 +319,55 @@ def test_run_target_rejects_misaligned_status(critic):
     with pytest.raises(Exception, match="val"):
         represent.run_target(parts, tables, status, critic, {}, _cfg(representations=["onehot"], finetune=False),
                              [0], {})
+
+
+# ------------------------------------------------------------------- the shipped model (matrepro predict gan)
+def test_exported_model_reproduces_the_stage_predictions_and_reports_bad_rows(critic, tmp_path):
+    """run_target keeps the gan_mlp members; the exported folder, loaded strictly and weights-only,
+    predicts the test rows exactly as the stage did (seed mean), and a CSV with a BOM, CRLF ends
+    and a bad row of every kind gives errors and flags row by row."""
+    from matrepro import cli
+    from matrepro.papers.gan import predict as gan_predict
+
+    parts = _parts()
+    tables, status = _encode(parts)
+    state = {k: v.clone() for k, v in critic.state_dict().items()}
+    kept: dict = {}
+    cfg = _cfg(finetune=False, profile="smoke")
+    res, preds = represent.run_target(parts, tables, status, critic, state, cfg, [0, 1], {}, keep_models=kept)
+    assert sorted(kept) == [0, 1] and all(set(m) >= {"weights", "x_mean", "x_scale", "y_mean"} for m in kept.values())
+    masks = {s: (status[s].status != "unencodable").to_numpy() for s in represent.PARTS}
+    enc = {s: parts[s][masks[s]].reset_index(drop=True) for s in represent.PARTS}
+    settings = {"critic": dict(SLIM), "table": {"mapping": "integer", "tol": 0.02}, "seed": 7}
+    folder = tmp_path / "models" / "gan" / "toy_target"
+    card = gan_predict.export_model(folder, "toy_target", cfg, res, parts=enc, critic_state=state, settings=settings,
+                                    members=kept)
+    assert card["metrics"]["mae"] == res["blocks"]["encoded"]["models"]["gan_mlp"]["mae"]
+    assert card["members"] == ["critic.pt", "seed0.pt", "seed1.pt"]
+
+    model = gan_predict.Model(folder)
+    test_f = enc["test"].formula.tolist()
+    mean, spread = model.predict(test_f)
+    np.testing.assert_allclose(mean, preds.gan_mlp[masks["test"]].to_numpy(), rtol=1e-5, atol=1e-6)
+    assert np.all(spread >= 0)
+
+    # the CLI on a user file: BOM + CRLF, one good row per case, and a bad row of every kind
+    inp = tmp_path / "in.csv"
+    rows = ["formula,note", f"{test_f[0]},known", "Li8Al1,rounded? no: exact", "LiAl0.3,approximated",
+            "Xx2O3,unparseable", "He2O,outside the 85", "Li20Al1,count above 8", "PuO2,unseen element"]
+    inp.write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8"))
+    out = tmp_path / "out.csv"
+    rc = cli.main(["predict", "gan", "--target", "toy_target", "--input", str(inp), "--out", str(out),
+                   "--models", str(tmp_path / "models")])
+    assert rc == cli.SOME_FAILED
+    got = pd.read_csv(out, keep_default_na=False)
+    err = pd.read_csv(tmp_path / "out.errors.csv")
+    assert list(err.row) == [4, 5, 6] and set(err.field) == {"formula"}
+    assert "outside" in err.reason[1] and "count above 8" in err.reason[2]
+    assert list(got.formula) == [test_f[0], "Li8Al1", "LiAl0.3", "PuO2"]
+    assert got.prediction.iloc[0] == pytest.approx(mean[0], rel=1e-5)
+    flags = got["flags"].tolist()
+    assert "unseen_elements" not in flags[0] and "approximated_table" not in flags[0] + flags[1]
+    assert "approximated_table" in flags[2] and got.table_error.iloc[2] > 0 and got.table_formula.iloc[1] == "Li8Al"
+    assert "unseen_elements" in flags[3] and got.unseen_elements.iloc[3] == "Pu"
+    assert list(got.unit.unique()) == [""] and (got.n_models == 2).all()

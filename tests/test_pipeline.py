@@ -110,6 +110,16 @@ def test_cgcnn_protocols_verification_and_screening(smoke_repo):
     assert len(verify["checkpoints"]) == 4 and all(c["loads (weights_only, strict)"] for c in verify["checkpoints"])
     if verify["agreement"] is not None:
         assert verify["agreement"]["max_abs_diff_log10"] < 1e-4
+    r = run("predict", "gan", "--target", "mp_gap", "--input", str(fx / "formulas.csv"), "--out", str(tmp_path / "n.csv"))
+    assert r.returncode == 1, r.stdout + r.stderr  # the same bad row
+    n = pd.read_csv(tmp_path / "n.csv")
+    assert n.formula.tolist() == ["GaAs", "ZnO", "SiO2", "CsPbI3", "LiFePO4"] and (n.n_models == 2).all()
+    assert n.prediction.notna().all() and pd.read_csv(tmp_path / "n.errors.csv").row.tolist() == [6]
+    r = run("predict", "epdi", "--input", str(fx / "esp" / "sites.csv"), "--out", str(tmp_path / "e.csv"))
+    assert r.returncode == 1, r.stdout + r.stderr  # the row whose map does not exist
+    e = pd.read_csv(tmp_path / "e.csv")
+    assert len(e) == 6 and e.prediction.notna().all() and (e.unit == "eV").all()
+    assert pd.read_csv(tmp_path / "e.errors.csv").field.tolist() == ["map"]
     scr = json.loads((repo / "metrics" / "cgcnn" / "screening.json").read_text())
     assert scr["structures_screened"] + scr["rejected"] == 300 and scr["ensemble_size"] == 2
     authors = [r for r in scr["ai4kappa"] if r["model"].startswith("authors")]
@@ -122,7 +132,7 @@ def test_gan_metrics_cover_every_target_representation_and_predictor(smoke_repo)
     train = json.loads((repo / "metrics" / "gan" / "training.json").read_text())
     assert train["profile"] == "smoke" and len(train["history"]["critic_loss"]) == 2
     assert "reported" not in train  # the abstract's numbers join ours in the report, not in a training output
-    assert len(list((repo / "models" / "gan").glob("*.pt"))) == 2
+    assert len(list((repo / "models" / "gan" / "wgan").glob("*.pt"))) == 2
     for target in GAN_TARGETS:
         m = json.loads((repo / "metrics" / "gan" / f"{target}.json").read_text())
         assert m["profile"] == "smoke" and m["target"] == target and len(m["seeds"]) == 2
@@ -166,7 +176,7 @@ def test_epdi_metrics_hold_every_experiment(smoke_repo):
     assert {"ridge on crop statistics", "rf on crop statistics"} <= {m for m, _ in names}
     curve = json.loads((repo / "metrics" / "epdi" / "curve.json").read_text())
     assert curve["pes"]["n_paths"] >= 1 and curve["pes"]["timing"]["speedup"] > 0
-    assert len(list((repo / "models" / "epdi").glob("source_*.pt"))) == 1
+    assert len(list((repo / "models" / "epdi" / "source").glob("source_*.pt"))) == 1
 
 
 def test_lgdcnn_metrics_cover_all_28_datasets(smoke_repo):
@@ -203,7 +213,8 @@ def test_predict_applies_the_smoke_models_with_cards(smoke_repo, tmp_path):
                                     capture_output=True, text=True)
     r = run("models")
     assert r.returncode == 0, r.stdout + r.stderr
-    for name in ("capnet leak_free", "capnet paper_like", "cgcnn ensemble", "lgdcnn expt_gap", "lgdcnn steels"):
+    for name in ("capnet leak_free", "capnet paper_like", "cgcnn ensemble", "lgdcnn expt_gap", "lgdcnn steels",
+                 "epdi e_b", *(f"gan {t}" for t in GAN_TARGETS)):
         assert name in r.stdout, (name, r.stdout)
     r = run("predict", "lgdcnn", "--dataset", "matbench_expt_gap", "--input", str(fx / "formulas.csv"),
             "--out", str(tmp_path / "g.csv"))
@@ -221,6 +232,16 @@ def test_predict_applies_the_smoke_models_with_cards(smoke_repo, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     b = pd.read_csv(tmp_path / "b.csv")
     assert len(b) == 3 and (b.unit == "mAh/g").all() and b.capacity_analytic[0] == pytest.approx(169.89, abs=0.01)
+    r = run("predict", "gan", "--target", "mp_gap", "--input", str(fx / "formulas.csv"), "--out", str(tmp_path / "n.csv"))
+    assert r.returncode == 1, r.stdout + r.stderr  # the same bad row
+    n = pd.read_csv(tmp_path / "n.csv")
+    assert n.formula.tolist() == ["GaAs", "ZnO", "SiO2", "CsPbI3", "LiFePO4"] and (n.n_models == 2).all()
+    assert n.prediction.notna().all() and pd.read_csv(tmp_path / "n.errors.csv").row.tolist() == [6]
+    r = run("predict", "epdi", "--input", str(fx / "esp" / "sites.csv"), "--out", str(tmp_path / "e.csv"))
+    assert r.returncode == 1, r.stdout + r.stderr  # the row whose map does not exist
+    e = pd.read_csv(tmp_path / "e.csv")
+    assert len(e) == 6 and e.prediction.notna().all() and (e.unit == "eV").all()
+    assert pd.read_csv(tmp_path / "e.errors.csv").field.tolist() == ["map"]
     scr = json.loads((repo / "metrics" / "cgcnn" / "screening.json").read_text())
     assert scr["lcb_k"] == 2.0 and 0 <= scr["top15_before_survivors"] <= 15 and "stability_data" in scr
 

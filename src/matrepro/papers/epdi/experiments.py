@@ -110,7 +110,9 @@ def learning_curve(data: Images, cfg: dict, source_weights: dict[str, str], keep
     curve model (DenseNet121 from the source task) and the ridge baseline, on seeded draws.
 
     If ``keep`` is a dict, the model trained at ``table_fraction``, draw 0 is stored in it
-    (``model``, ``scaler``): :func:`pes_curves` uses exactly that model and need not train it again."""
+    (``model``, ``scaler``): :func:`pes_curves` uses exactly that model and need not train it again;
+    ``keep["members"]`` gets every draw's model at that fraction (``{draw: (model, scaler, split)}``),
+    the ensemble ``matrepro predict epdi`` applies."""
     lc = cfg["learn"]
     arch, source = lc["curve_model"]
     rows = []
@@ -121,8 +123,10 @@ def learning_curve(data: Images, cfg: dict, source_weights: dict[str, str], keep
             model, sc, hist, secs = learn.train_cnn(arch, src, data, split.train, split.val, lc, seed=draw,
                                                     desc=f"f={frac} draw {draw}", lr=learn.lr_for(source, lc))
             p = learn.predict(model, sc, data.x)
-            if keep is not None and frac == lc["table_fraction"] and draw == 0:
-                keep.update(model=model, scaler=sc)
+            if keep is not None and frac == lc["table_fraction"]:
+                keep.setdefault("members", {})[draw] = (model, sc, split)
+                if draw == 0:
+                    keep.update(model=model, scaler=sc)
             rows.append({"model": f"{arch} ({learn.model_label(arch, source)})", "fraction": frac, "draw": draw,
                          **learn.evaluate_split(p, data, split), "epochs": hist.epochs, "train_seconds": secs})
             for kind in lc["baselines"]:

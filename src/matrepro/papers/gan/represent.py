@@ -158,7 +158,7 @@ def _predictors(cfg: dict) -> list[str]:
 
 
 def train_predictors(X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: dict, seed: int,
-                     timings: dict | None = None) -> dict[str, np.ndarray]:
+                     timings: dict | None = None, keep: dict | None = None) -> dict[str, np.ndarray]:
     """The same predictors, with the same settings, on any feature matrices X[train/val/test]:
     {"rf": test predictions, "mlp": test predictions} (those in ``cfg["predictors"]``).
 
@@ -171,7 +171,9 @@ def train_predictors(X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: di
       input thousands of standard deviations out); the target z-scored on train
       (``TargetScaler``) and unscaled back.
 
-    ``timings`` (optional) receives the seconds each predictor took."""
+    ``timings`` (optional) receives the seconds each predictor took; ``keep`` (optional) receives the
+    trained MLP as plain data (``keep["mlp"]``: weights, settings and both scalers), the member
+    checkpoint that ``papers.gan.predict`` applies."""
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.preprocessing import StandardScaler
 
@@ -207,6 +209,13 @@ def train_predictors(X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: di
             fit(mlp, fb("train"), fb("val"), TrainConfig.from_dict(cfg["mlp_train"]), seed=seed,
                 device=get_device(), progress=False)
             out["mlp"] = ys.unscale(predict(mlp, fb("test")))
+            if keep is not None:
+                keep["mlp"] = {"model": "mlp", "config": {"n_features": int(X["train"].shape[1]), **cfg.get("mlp", {})},
+                               "weights": {k: v.detach().cpu().clone() for k, v in mlp.state_dict().items()},
+                               "x_mean": torch.as_tensor(sc.mean_, dtype=torch.float64),
+                               "x_scale": torch.as_tensor(sc.scale_, dtype=torch.float64),
+                               "clip": None if clip is None else float(clip),
+                               "y_mean": float(ys.mean), "y_std": float(ys.std), "seed": int(seed)}
         timings[name] = round(time.perf_counter() - t0, 2)
     return out
 
@@ -260,8 +269,8 @@ def _encoded_mask(parts, tables, status) -> dict[str, np.ndarray]:
 
 
 def run_target(parts: dict[str, pd.DataFrame], tables: dict[str, np.ndarray], status: dict[str, pd.DataFrame],
-               critic, critic_state: dict, cfg: dict, seeds, magpie_cache: dict | None = None
-               ) -> tuple[dict, pd.DataFrame]:
+               critic, critic_state: dict, cfg: dict, seeds, magpie_cache: dict | None = None,
+               keep_models: dict | None = None) -> tuple[dict, pd.DataFrame]:
     """Every representation x predictor x seed on one target; returns (results, test predictions).
 
     ``parts[s]`` holds columns row, formula, target; ``tables[s]`` and ``status[s]`` are the atom
@@ -274,7 +283,10 @@ def run_target(parts: dict[str, pd.DataFrame], tables: dict[str, np.ndarray], st
     R² and their mean and sample std over seeds (``core.metrics.aggregate``).
     predictions: one row per test row (row, formula, target, table_status), one column per block
     model with its seed-mean test prediction: ``<rep>_<predictor>`` for the encoded block (NaN on
-    rows left out), ``<rep>_<predictor>_all`` for the all block, and ``gan_finetune``."""
+    rows left out), ``<rep>_<predictor>_all`` for the all block, and ``gan_finetune``.
+
+    ``keep_models`` (optional dict) receives the paper's model, the frozen critic features + MLP of
+    the encoded block, one member per seed (``{seed: member}``), for ``matrepro predict gan``."""
     seeds = list(seeds)
     if not seeds:
         raise MatreproError("run_target: no seeds")
@@ -321,7 +333,10 @@ def run_target(parts: dict[str, pd.DataFrame], tables: dict[str, np.ndarray], st
             pred_sum = {p: np.zeros(len(y["test"])) for p in preds_names}
             for seed in seeds:
                 timings: dict = {}
-                yhat = train_predictors(feats[rep], y, cfg, seed, timings=timings)
+                keep = {} if (keep_models is not None and block == "encoded" and rep == "gan") else None
+                yhat = train_predictors(feats[rep], y, cfg, seed, timings=timings, keep=keep)
+                if keep and "mlp" in keep:
+                    keep_models[seed] = keep["mlp"]
                 for p in preds_names:
                     per_seed[p].append({"seed": seed, **regression_metrics(y["test"], yhat[p]), "seconds": timings[p]})
                     pred_sum[p] += yhat[p]
@@ -371,16 +386,24 @@ def run_target(parts: dict[str, pd.DataFrame], tables: dict[str, np.ndarray], st
 
 
 # ------------------------------------------------------------------------------- the stage
-def run_representation(target: str, cfg: dict, model_dir, root=None, magpie_cache: dict | None = None
-                       ) -> tuple[dict, pd.DataFrame]:
+def run_representation(target: str, cfg: dict, model_dir, root=None, magpie_cache: dict | None = None,
+                       keep: dict | None = None) -> tuple[dict, pd.DataFrame]:
     """The gan_represent stage for one target: its parts (``data.load_target``), their 85 x 8
-    tables, the trained critic (``model_dir``), then :func:`run_target` over ``cfg["seeds"]``."""
+    tables, the trained critic (``model_dir``), then :func:`run_target` over ``cfg["seeds"]``.
+    ``keep`` (optional dict) receives what ``papers.gan.predict.export_model`` needs to save the
+    paper's model: ``members`` (critic features + MLP, one per seed), ``parts`` (the encoded rows),
+    ``critic_state`` and ``settings``."""
     parts, flog = data.load_target(target, cfg, root)
     tables, status = data.encode_parts(parts, cfg, target)
     _, critic, settings = load_gan(model_dir)
     critic_state = {k: v.clone() for k, v in critic.state_dict().items()}
+    members: dict | None = {} if keep is not None else None
     res, preds = run_target(parts, tables, status, critic, critic_state, cfg, cfg["seeds"],
-                            magpie_cache if magpie_cache is not None else {})
+                            magpie_cache if magpie_cache is not None else {}, keep_models=members)
     res.update({"target": target, "profile": cfg["profile"], "filters": flog.to_frame().to_dict("records"),
                 "gan_settings": settings})
+    if keep is not None:
+        masks = _encoded_mask(parts, tables, status)
+        keep.update(members=members, parts={s: parts[s][masks[s]].reset_index(drop=True) for s in PARTS},
+                    critic_state=critic_state, settings=settings)
     return res, preds
