@@ -100,6 +100,28 @@ def export_model(folder, data, cfg: dict, members: dict, metrics: dict) -> dict:
     return card
 
 
+def table_members(data, cfg: dict, source_weights: dict, trained: dict) -> dict:
+    """The curve model at the table fraction for every curve draw: ``trained["members"]`` as
+    ``experiments.learning_curve(keep=trained)`` left it, plus any draw it did not train (when the
+    table fraction is not among the curve's fractions, as in the smoke profile), trained here on the
+    same split and seed. Also sets ``trained["model"]``/``["scaler"]`` (draw 0) for the PES curves."""
+    lc = cfg["learn"]
+    arch, source = lc["curve_model"]
+    members = trained.setdefault("members", {})
+    for draw in lc["curve_draws"]:
+        if draw in members:
+            continue
+        split = learn.saddle_split(data.rows, lc["target_hosts"], lc["table_fraction"], draw, lc["val_fraction"])
+        src = source_weights.get(arch, "") if source == "source_task" else source
+        model, sc, _, _ = learn.train_cnn(arch, src, data, split.train, split.val, lc, seed=draw,
+                                          desc=f"table fraction draw {draw}", lr=learn.lr_for(source, lc))
+        members[draw] = (model, sc, split)
+    first = min(members)
+    if "model" not in trained:
+        trained.update(model=members[first][0], scaler=members[first][1])
+    return members
+
+
 def curve_metrics(curve: pd.DataFrame, cfg: dict) -> dict:
     """The card's test metrics: the curve model's rows of the learning curve at the table fraction
     (mean and sample std over the draws)."""
@@ -108,6 +130,9 @@ def curve_metrics(curve: pd.DataFrame, cfg: dict) -> dict:
     r = curve[(curve.model == f"{arch} ({learn.model_label(arch, source)})")
               & np.isclose(curve.fraction, lc["table_fraction"])]
     out = {"split": f"held-out paths, {lc['table_fraction']:.0%} of saddle points in training", "draws": len(r)}
+    if not len(r):  # the profile's curve does not include the table fraction (smoke)
+        out["note"] = f"the learning curve has no point at {lc['table_fraction']}: no test metric on the card"
+        return out
     for col, key in (("mae_saddle_eV", "mae"), ("mae_test_eV", "mae_all_test_images"), ("barrier_mae_eV", "barrier_mae")):
         out[key] = float(r[col].mean())
         out[f"{key}_std"] = float(r[col].std()) if len(r) > 1 else float("nan")
