@@ -33,20 +33,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...core.batch_input import RowErrors, read_table
+from ...core.batch_input import RowErrors
 from ...core.cards import load_member, read_card, write_card
 from ...core.errors import DataError
 from ...core.train import predict
-from ...features.applicability import NearestTrainDistance, elements_of, fraction_matrix, unseen_elements
 from ...features.atom_table import map_counts
 from ...features.composition import FeatureBatch
+from ...features.formula_batch import CompositionDomain, predict_formulas, write_domain
 from ...models import build_model
 from ...models import composition as _composition_models  # noqa: F401  (registers mlp)
 from ...models import gan as _gan_models  # noqa: F401  (registers matgan_critic)
 from . import store
 
 CRITIC = "critic.pt"
-TRAIN_FORMULAS = "train_formulas.csv"
 INPUT = "a CSV with a 'formula' column (UTF-8, BOM and CRLF accepted; other columns are carried through)"
 QUANTILE = 0.95
 DEFAULT = None  # one model per target: --target is required
@@ -62,8 +61,6 @@ def export_model(folder, target: str, cfg: dict, res: dict, *, parts: dict, crit
     """Write ``folder``: the critic, one MLP member per seed (``members``: {seed: plain-data MLP}),
     the training formulas and the card. ``parts`` are the encoded rows the model was trained and
     tested on; ``res`` the stage's results (metrics are copied from it, never typed)."""
-    from pymatgen.core import Element
-
     if not members:
         raise DataError(folder, "no trained MLP members to export (is 'mlp' in gan.predictors and 'gan' in "
                                 "gan.representations?)")
@@ -78,10 +75,7 @@ def export_model(folder, target: str, cfg: dict, res: dict, *, parts: dict, crit
         torch.save(m, folder / f"seed{seed}.pt")
         names.append(f"seed{seed}.pt")
     train = parts["train"].formula.tolist()
-    pd.DataFrame({"formula": train}).to_csv(folder / TRAIN_FORMULAS, index=False)
-    dist = NearestTrainDistance(fraction_matrix(train), metric="manhattan")
-    dist.calibrate(fraction_matrix(parts["test"].formula.tolist()), QUANTILE)
-    elements = sorted(elements_of(train))
+    coverage, applicability = write_domain(folder, train, parts["test"].formula.tolist(), QUANTILE)
     models = res["blocks"]["encoded"]["models"]
     ours = models[MODEL_KEY]
     best_key = min(models, key=lambda k: models[k]["mae"])
@@ -92,12 +86,10 @@ def export_model(folder, target: str, cfg: dict, res: dict, *, parts: dict, crit
     card = {"paper": "gan", "name": target, "target": LABELS.get(target, target), "unit": UNITS.get(target, ""),
             "profile": cfg["profile"], "stage": STAGE.format(name=target), "model": "matgan_critic features + mlp",
             "training": {"rows": {s: len(parts[s]) for s in ("train", "val", "test")},
-                         "elements": [Element.from_Z(z).symbol for z in elements], "n_elements": len(elements),
+                         **coverage,
                          "table": store.table_args(cfg), "gan_seed": settings.get("seed")},
             "metrics": metrics, "input": INPUT, "members": names,
-            "applicability": {"composition": {**dist.describe(), "distance": "L1 between atomic-fraction vectors, "
-                                              "to the nearest training composition (0..2)"},
-                              "unseen_elements": "elements absent from every training formula",
+            "applicability": {**applicability,
                               "table": "formulas the 85 x 8 atom table cannot hold are errors; rounded ones are "
                                        "flagged approximated_table"}}
     write_card(folder, card)
@@ -125,11 +117,7 @@ class Model:
             net.load_state_dict(m["weights"], strict=True)
             net.eval()
             self.members.append((net, m))
-        train = pd.read_csv(folder / TRAIN_FORMULAS, dtype=str, keep_default_na=False).formula.tolist()
-        self.seen = elements_of(train)
-        comp = self.card["applicability"]["composition"]
-        self.distance = NearestTrainDistance(fraction_matrix(train), comp["metric"], threshold=comp["threshold"],
-                                             quantile=comp["quantile"])
+        self.domain = CompositionDomain(folder, self.card)
 
     def check(self, formula: str, file, row, errors: RowErrors):
         """The mapped formula (counts, status, error) or None after recording why the row fails."""
@@ -146,17 +134,13 @@ class Model:
 
     def predict(self, formulas: list[str]) -> tuple[np.ndarray, np.ndarray]:
         from ...features.atom_table import encode_formulas
-        from .represent import gan_features
+        from .represent import gan_features, mlp_inputs
 
         tables, _ = encode_formulas(formulas, self.table["mapping"], float(self.table["tol"]))
         feats = gan_features(self.critic, tables, device="cpu")
         preds = []
         for net, m in self.members:
-            mean, scale = m["x_mean"].numpy(), m["x_scale"].numpy()
-            x = np.where(np.isfinite(feats), feats, np.nan)
-            xs = np.nan_to_num((x - mean) / scale, nan=0.0, posinf=0.0, neginf=0.0)
-            if m["clip"] is not None:
-                xs = np.clip(xs, -m["clip"], m["clip"])
+            xs = mlp_inputs(feats, m["x_mean"].numpy(), m["x_scale"].numpy(), m["clip"])
             batch = FeatureBatch(torch.as_tensor(xs, dtype=torch.float32), torch.zeros(len(xs)))
             preds.append(predict(net, batch, device="cpu") * m["y_std"] + m["y_mean"])
         p = np.stack(preds, axis=1)
@@ -165,31 +149,10 @@ class Model:
 
 def predict_file(folder, path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(predictions, errors) for the CSV at ``path`` with the model in ``folder``."""
-    model = Model(folder)
-    df = read_table(path, ["formula"])
-    errors = RowErrors()
-    mapped = [model.check(f, path, r, errors) for f, r in zip(df.formula, df.row)]
-    ok = np.array([m is not None for m in mapped], dtype=bool)
-    good = df[ok].reset_index(drop=True)
-    mapped = [m for m in mapped if m is not None]
-    out = good.copy()
-    if len(good):
-        mean, spread = model.predict(good.formula.tolist())
-        d, far = model.distance.far(fraction_matrix(good.formula.tolist()))
-        unseen = [unseen_elements(f, model.seen) for f in good.formula]
-    else:
-        mean = spread = d = np.zeros(0)
-        far, unseen = np.zeros(0, bool), []
-    approx = [m.status == "approximated" for m in mapped]
-    out["prediction"] = mean
-    out["spread"] = spread
-    out["n_models"] = len(model.members)
-    out["unit"] = model.card["unit"]
-    out["nearest_train_l1"] = np.round(d, 4)
-    out["table_formula"] = [m.formula for m in mapped]
-    out["table_error"] = [round(float(m.max_fraction_error), 4) for m in mapped]
-    out["unseen_elements"] = [" ".join(u) for u in unseen]
-    out["flags"] = [";".join(f for f, on in (("unseen_elements", bool(u)), ("far_from_training", bool(x)),
-                                             ("approximated_table", a)) if on)
-                    for u, x, a in zip(unseen, far, approx)]
-    return out, errors.frame()
+
+    def table_columns(mapped):
+        cols = {"table_formula": [m.formula for m in mapped],
+                "table_error": [round(float(m.max_fraction_error), 4) for m in mapped]}
+        return cols, [[("approximated_table", m.status == "approximated")] for m in mapped]
+
+    return predict_formulas(Model(folder), path, extra=table_columns)

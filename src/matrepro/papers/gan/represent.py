@@ -149,6 +149,14 @@ def _nonfinite_to_nan(a: np.ndarray, inf_only: bool = False) -> np.ndarray:
     return np.where(bad, np.nan, a) if bad.any() else a
 
 
+def mlp_inputs(x: np.ndarray, mean: np.ndarray, scale: np.ndarray, clip: float | None) -> np.ndarray:
+    """The MLP's input rows: standardised with the training rows' ``mean`` and ``scale``, NaN/inf -> 0
+    after scaling, then clipped to +-``clip`` standard deviations when ``clip`` is set. The one
+    transform that training (``train_predictors``) and the exported model (``papers.gan.predict``) apply."""
+    xs = np.nan_to_num((_nonfinite_to_nan(x) - mean) / scale, nan=0.0, posinf=0.0, neginf=0.0)
+    return xs if clip is None else np.clip(xs, -float(clip), float(clip))
+
+
 def _predictors(cfg: dict) -> list[str]:
     preds = list(cfg.get("predictors", PREDICTORS))
     bad = sorted(set(preds) - set(PREDICTORS))
@@ -198,9 +206,7 @@ def train_predictors(X: dict[str, np.ndarray], y: dict[str, np.ndarray], cfg: di
             clip = cfg.get("mlp_input_clip")
 
             def fb(s):
-                xs = np.nan_to_num(sc.transform(_nonfinite_to_nan(X[s])), nan=0.0, posinf=0.0, neginf=0.0)
-                if clip is not None:
-                    xs = np.clip(xs, -float(clip), float(clip))
+                xs = mlp_inputs(X[s], sc.mean_, sc.scale_, clip)
                 return FeatureBatch(torch.as_tensor(xs, dtype=torch.float32),
                                     torch.as_tensor(ys.scale(y[s]), dtype=torch.float32))
 

@@ -24,17 +24,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...core.batch_input import RowErrors, read_table
+from ...core.batch_input import RowErrors
 from ...core.cards import load_member, read_card, write_card
 from ...core.errors import DataError
 from ...core.train import predict
-from ...features.applicability import NearestTrainDistance, elements_of, fraction_matrix, unseen_elements
+from ...features.formula_batch import CompositionDomain, predict_formulas, write_domain
 from ...features.composition import CompositionBatch, TargetScaler, encode_formulas, parse_fractions
 from ...models import build_model
 from ...models import composition as _composition_models  # noqa: F401  (registers lgdcnn)
 from .tasks import get_element_table, task_label, task_unit
 
-TRAIN_FORMULAS = "train_formulas.csv"
 INPUT = "a CSV with a 'formula' column (UTF-8, BOM and CRLF accepted; other columns are carried through)"
 QUANTILE = 0.95
 DEFAULT = None  # one model per dataset: --dataset is required
@@ -51,8 +50,6 @@ def export_model(folder, task: str, plan: dict, parts: dict, artifacts: dict, te
     """Write ``folder`` for the networks trained on ``parts`` (``artifacts``: {seed: Trained.artifact()})."""
     from pathlib import Path
 
-    from pymatgen.core import Element
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     members = []
@@ -61,20 +58,15 @@ def export_model(folder, task: str, plan: dict, parts: dict, artifacts: dict, te
         torch.save(art, folder / name)
         members.append(name)
     train = parts["train"].formula.tolist()
-    pd.DataFrame({"formula": train}).to_csv(folder / TRAIN_FORMULAS, index=False)
-    dist = NearestTrainDistance(fraction_matrix(train), metric="manhattan")
-    dist.calibrate(fraction_matrix(parts["test"].formula.tolist()), QUANTILE)
-    elements = sorted(elements_of(train))
+    coverage, applicability = write_domain(folder, train, parts["test"].formula.tolist(), QUANTILE)
     card = {"paper": "lgdcnn", "name": task, "target": task_label(task), "unit": task_unit(task),
             "profile": plan["profile"], "stage": stage or f"lgdcnn_task@{task}", "fold": fold,
             "model": next(iter(artifacts.values()))["spec"]["model"],
             "training": {"rows": {s: len(parts[s]) for s in ("train", "val", "test")}, "regime": plan.get("regime"),
                          "max_epochs": plan["train"]["max_epochs"],
-                         "elements": [Element.from_Z(z).symbol for z in elements], "n_elements": len(elements)},
+                         **coverage},
             "metrics": test_metrics, "input": INPUT, "members": members,
-            "applicability": {"composition": {**dist.describe(), "distance": "L1 between atomic-fraction vectors, "
-                                              "to the nearest training composition (0..2)"},
-                              "unseen_elements": "elements absent from every training formula"}}
+            "applicability": applicability}
     write_card(folder, card)
     return card
 
@@ -101,13 +93,7 @@ class Model:
             self.members.append((net, _scaler(art["scaler"]), int(art["n_slots"])))
         self.table_name = load_member(folder, self.card["members"][0])["spec"]["element_table"]
         self.table = get_element_table(self.table_name)
-        from pathlib import Path
-
-        train = pd.read_csv(Path(folder) / TRAIN_FORMULAS, dtype=str, keep_default_na=False).formula.tolist()
-        self.seen = {z for z in range(1, 119) if z in elements_of(train)}
-        comp = self.card["applicability"]["composition"]
-        self.distance = NearestTrainDistance(fraction_matrix(train), comp["metric"], threshold=comp["threshold"],
-                                             quantile=comp["quantile"])
+        self.domain = CompositionDomain(folder, self.card)
 
     def check(self, formula: str, file, row, errors: RowErrors) -> bool:
         from pymatgen.core import Element
@@ -139,29 +125,7 @@ class Model:
 
 def predict_file(folder, path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(predictions, errors) for the CSV at ``path`` with the model in ``folder``."""
-    model = Model(folder)
-    df = read_table(path, ["formula"])
-    errors = RowErrors()
-    ok = [model.check(f, path, r, errors) for f, r in zip(df.formula, df.row)]
-    good = df[np.array(ok, dtype=bool)].reset_index(drop=True)
-    card = model.card
-    out = good.copy()
-    if len(good):
-        mean, spread = model.predict(good.formula.tolist())
-        d, far = model.distance.far(fraction_matrix(good.formula.tolist()))
-        unseen = [unseen_elements(f, model.seen) for f in good.formula]
-    else:
-        mean = spread = d = np.zeros(0)
-        far, unseen = np.zeros(0, bool), []
-    out["prediction"] = mean
-    out["spread"] = spread
-    out["n_models"] = len(model.members)
-    out["unit"] = card["unit"]
-    out["nearest_train_l1"] = np.round(d, 4)
-    out["unseen_elements"] = [" ".join(u) for u in unseen]
-    out["flags"] = [";".join(f for f, on in (("unseen_elements", bool(u)), ("far_from_training", bool(x))) if on)
-                    for u, x in zip(unseen, far)]
-    return out, errors.frame()
+    return predict_formulas(Model(folder), path)
 
 
 def main(argv: list[str] | None = None) -> int:
