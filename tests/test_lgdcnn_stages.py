@@ -120,6 +120,39 @@ def test_a_network_run_stores_its_weights_beside_the_metrics(tmp_path, monkeypat
     assert not list(tmp_path.glob("*.ckpt"))
 
 
+def test_a_run_shared_by_the_curve_and_the_task_stage_serves_both(tmp_path, monkeypatch):
+    """The same rows, settings and seed give one run key. Whichever stage trains the run first, the
+    other reads a complete record (test predictions included). Seen when the smoke pipeline ran
+    stages side by side: a learning-curve point stored no predictions and the task stage that found
+    it failed."""
+    from conftest import mirror_dir
+
+    root = mirror_dir()
+    if root is None or not (root / "element_properties" / "mat2vec.csv").is_file():
+        pytest.skip("no data mirror (set MATREPRO_DATA_MIRROR)")
+    monkeypatch.setenv("MATREPRO_LGDCNN_CACHE", str(tmp_path))
+    torch.set_num_threads(1)
+    plan = dict(task_config(paper_config("lgdcnn", "smoke"), "steels"), seeds=[42], benchmark_peers=[], folds=[0],
+                learning_curves={"sizes": [24], "models": ["lgdcnn"]})
+    rng = np.random.default_rng(1)
+    formulas = ["Fe0.9C0.1", "Fe0.8Ni0.2", "Fe0.7Cr0.2Mo0.1", "Fe0.95Mn0.05"]
+    parts = {s: pd.DataFrame({"row": np.arange(1, n + 1), "formula": rng.choice(formulas, n),
+                              "target": rng.normal(1500, 100, n)}) for s, n in (("train", 24), ("val", 8), ("test", 8))}
+    monkeypatch.setattr(ex, "load_task", lambda *a, **k: ({s: d.copy() for s, d in parts.items()}, FilterLog("steels")))
+    curve = ex.run_curve("steels", plan, tmp_path / "curve", root=root)
+    trained = []
+    monkeypatch.setattr(ex, "train_network", lambda *a, **k: trained.append(a))  # the task stage must not train
+    res, preds = ex.run_fold("steels", 0, plan, {}, root=root, baselines=False, loaded=(parts, FilterLog("steels")))
+    assert not trained and len(preds) == 8 and preds["lgdcnn"].notna().all()
+    assert res["models"]["lgdcnn"]["mae"] == pytest.approx(curve.mae.iloc[0])
+    # a record with the wrong number of test predictions is named, not averaged into a wrong column
+    key = ex.run_key("network", "lgdcnn", "steels", 0, 42, plan, parts)
+    rec = json.loads((tmp_path / f"{key}.json").read_text())
+    (tmp_path / f"{key}.json").write_text(json.dumps(dict(rec, pred=[])))
+    with pytest.raises(MatreproError, match=f"run record .*{key}.json: 0 test predictions for 8 test rows"):
+        ex.run_fold("steels", 0, plan, {}, root=root, baselines=False, loaded=(parts, FilterLog("steels")))
+
+
 def _fold(task, fold, per_model):
     return {"task": task, "fold": fold, "label": task, "unit": "eV", "benchmark": "matbench", "regime": "full",
             "caps": {}, "rows": {"train": 100, "val": 10, "test": 20}, "train": {"max_epochs": 300},

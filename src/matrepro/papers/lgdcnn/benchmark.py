@@ -130,6 +130,43 @@ def _agg(per_seed: list[dict]) -> dict:
             "mae_std": float(np.std(maes, ddof=1)) if len(maes) > 1 else None}
 
 
+def network_record(parts: dict, m: str, cfg: dict, seed: int, key: str, ck, desc: str, root=None,
+                   use_cache: bool = True) -> dict:
+    """One training of our network ``m``: the run record (test metrics, run facts, test predictions),
+    and its weights beside the record. The task and learning-curve stages both write runs through
+    this, so a run that both need (same rows, settings and seed: the same run key) is interchangeable."""
+    c0 = time.process_time()
+    tr = train_network(parts, m, cfg, seed, desc=desc, root=root, checkpoint=ck)
+    _save_weights(key, tr, use_cache)
+    y = predict_network(tr, parts["test"])
+    return {"metrics": {**regression_metrics(parts["test"].target, y), "epochs": tr.history.epochs,
+                        "seconds": round(tr.seconds, 1), "cpu_seconds": round(time.process_time() - c0, 1),
+                        "threads": torch.get_num_threads(), "batch_size": tr.batch_size,
+                        "swa_checks": tr.history.swa_checks, "n_slots": tr.n_slots,
+                        "n_parameters": count_parameters(tr.model),
+                        "precision": cfg["train"].get("precision", "fp32")},
+            "pred": [float(v) for v in y]}
+
+
+def peer_record(parts: dict, p: str, cfg: dict, seed: int, ck, desc: str) -> dict:
+    """One training of the peer ``p`` (CrabNet, Roost): its run record, as :func:`network_record`."""
+    c0 = time.process_time()
+    pr = peer_mod.train_peer(p, parts, cfg, seed, desc=desc, checkpoint=ck)
+    y = pr.predict(parts["test"])
+    return {"metrics": {**regression_metrics(parts["test"].target, y), "epochs": pr.epochs,
+                        "seconds": round(pr.seconds, 1), "cpu_seconds": round(time.process_time() - c0, 1),
+                        "threads": torch.get_num_threads(), "batch_size": pr.batch_size,
+                        "n_parameters": pr.n_parameters},
+            "pred": [float(v) for v in y]}
+
+
+def _test_predictions(record: dict, key: str, n_test: int) -> list:
+    if len(record["pred"]) != n_test:
+        raise MatreproError(f"run record {run_record_dir() / (key + '.json')}: {len(record['pred'])} test predictions "
+                            f"for {n_test} test rows (written by an older version?): delete it to re-run")
+    return record["pred"]
+
+
 def run_fold(task: str, fold, cfg: dict, magpie_cache: dict, root: Path | None = None, models=None, peers=None,
              baselines: bool = True, use_cache: bool = True, loaded: tuple | None = None) -> tuple[dict, pd.DataFrame]:
     """One task (one matbench fold): our networks and the peers over ``cfg['seeds']``, and the Magpie
@@ -146,26 +183,10 @@ def run_fold(task: str, fold, cfg: dict, magpie_cache: dict, root: Path | None =
     y_true = parts["test"].target
 
     def ours(m, seed, key, ck):
-        c0 = time.process_time()
-        tr = train_network(parts, m, cfg, seed, desc=f"{name} {m} s{seed}", root=root, checkpoint=ck)
-        _save_weights(key, tr, use_cache)
-        y = predict_network(tr, parts["test"])
-        return {"metrics": {**regression_metrics(y_true, y), "epochs": tr.history.epochs,
-                            "seconds": round(tr.seconds, 1), "cpu_seconds": round(time.process_time() - c0, 1),
-                            "threads": torch.get_num_threads(), "batch_size": tr.batch_size,
-                            "swa_checks": tr.history.swa_checks, "n_slots": tr.n_slots,
-                            "n_parameters": count_parameters(tr.model),
-                            "precision": cfg["train"].get("precision", "fp32")},
-                "pred": [float(v) for v in y]}
+        return network_record(parts, m, cfg, seed, key, ck, f"{name} {m} s{seed}", root, use_cache)
 
     def peer(p, seed, key, ck):
-        c0 = time.process_time()
-        pr = peer_mod.train_peer(p, parts, cfg, seed, desc=f"{name} {p} s{seed}", checkpoint=ck)
-        y = pr.predict(parts["test"])
-        return {"metrics": {**regression_metrics(y_true, y), "epochs": pr.epochs, "seconds": round(pr.seconds, 1),
-                            "cpu_seconds": round(time.process_time() - c0, 1), "threads": torch.get_num_threads(),
-                            "batch_size": pr.batch_size, "n_parameters": pr.n_parameters},
-                "pred": [float(v) for v in y]}
+        return peer_record(parts, p, cfg, seed, ck, f"{name} {p} s{seed}")
 
     jobs = [("network", m, ours) for m in (cfg["benchmark_models"] if models is None else models)]
     jobs += [("peer", p, peer) for p in (cfg.get("benchmark_peers", []) if peers is None else peers)]
@@ -178,7 +199,7 @@ def run_fold(task: str, fold, cfg: dict, magpie_cache: dict, root: Path | None =
         runs = [_cached(key, lambda ck, m=m, seed=seed, key=key: fn(m, seed, key, ck), use_cache)
                 for seed, key in zip(cfg["seeds"], keys)]
         res["models"][m] = _agg([r["metrics"] for r in runs])
-        preds[m] = np.mean([r["pred"] for r in runs], axis=0)
+        preds[m] = np.mean([_test_predictions(r, k, len(preds)) for r, k in zip(runs, keys)], axis=0)
     if baselines:
         def base(ck):
             t0 = time.perf_counter()
@@ -360,22 +381,17 @@ def run_curve(task: str, cfg: dict, out_dir: str | Path, root: Path | None = Non
     for n in tqdm(lc["sizes"], desc=f"{task} sizes"):
         c = dict(cfg, caps={**cfg["caps"], "train": int(n)})
         parts, _ = load_task(task, fold, c, root)
-        y_true = parts["test"].target
         for m in lc["models"]:
             for seed in c["seeds"]:
                 kind = "peer" if m in peer_mod.PEERS else "network"
+                key = run_key(kind, m, task, fold, seed, c, parts)
+                desc = f"{task} n={n} {m} s{seed}"
 
-                def fn(ck, m=m, seed=seed):
+                def fn(ck, m=m, seed=seed, key=key, desc=desc):
                     if kind == "peer":
-                        pr = peer_mod.train_peer(m, parts, c, seed, desc=f"{task} n={n} {m} s{seed}", checkpoint=ck)
-                        y, ep, secs = pr.predict(parts["test"]), pr.epochs, pr.seconds
-                    else:
-                        tr = train_network(parts, m, c, seed, desc=f"{task} n={n} {m} s{seed}", root=root,
-                                           checkpoint=ck)
-                        y, ep, secs = predict_network(tr, parts["test"]), tr.history.epochs, tr.seconds
-                    return {"metrics": {**regression_metrics(y_true, y), "epochs": ep, "seconds": round(secs, 1)},
-                            "pred": []}
-                r = _cached(run_key(kind, m, task, fold, seed, c, parts), fn, use_cache)
+                        return peer_record(parts, m, c, seed, ck, desc)
+                    return network_record(parts, m, c, seed, key, ck, desc, root, use_cache)
+                r = _cached(key, fn, use_cache)
                 rows.append({"task": task, "model": m, "n_train": len(parts["train"]), "seed": seed,
                              "n_test": len(parts["test"]), **r["metrics"]})
     df = pd.DataFrame(rows)
