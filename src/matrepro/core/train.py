@@ -6,10 +6,10 @@ Three recipes share it, chosen in params.yaml:
   (capnet and the tabular baselines);
 * ``optimizer: lamb_lookahead`` + ``scheduler: cyclic`` + ``swa: true`` (CrabNet / L-G-DCNN): Lamb
   inside Lookahead (torch-optimizer), a triangular cyclic learning rate stepped every batch, and
-  stochastic weight averaging (torch.optim.swa_utils) in which, at the end of every learning-rate
-  cycle from the second on, the current weights join the average only if the validation MAE beats
-  the best seen so far; after ``discard_n`` rejections training stops; the averaged weights are
-  kept at the end;
+  weight averaging checked on the validation MAE at the end of every learning-rate cycle from the
+  second on (``core.swa``: ``swa_rule: crabnet``, CrabNet's own rule, measures after every batch of
+  the check epoch and averages the latest near-best weights); a check that finds no new minimum is
+  a discard, after ``discard_n`` discards training stops; the averaged weights are kept at the end;
 * ``optimizer: sgd`` (momentum) + ``scheduler: multistep`` + ``select: val_mae`` (txie-93/cgcnn
   ``main.py``): every epoch is trained (no early stopping when ``patience >= max_epochs``), the
   learning rate is multiplied by ``gamma`` at each milestone epoch, and the weights of the epoch
@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import random
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,7 +33,9 @@ from typing import Protocol
 
 from .checkpoint import (Checkpoint, load_module_state, load_optimizer_state, module_state, optimizer_state,
                          rng_state, set_rng_state)
+from .device import get_device, set_seed  # noqa: F401  (re-exported: the papers import them from here)
 from .errors import MatreproError
+from .swa import make_swa
 
 
 class Batch(Protocol):
@@ -62,22 +62,6 @@ def robust_l1(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": nn.HuberLoss, "robust_l1": lambda: robust_l1}
 
 
-def get_device(prefer: str | None = None) -> torch.device:
-    if prefer:
-        return torch.device(prefer)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def set_seed(seed: int) -> None:
-    """Seed python, numpy and torch; ask torch for deterministic kernels."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
 @dataclass
 class TrainConfig:
     lr: float = 1e-3
@@ -95,6 +79,7 @@ class TrainConfig:
     swa: bool = False
     swa_start: int = 2  # first SWA check at epoch epochs_step * swa_start - 1 (0-based)
     discard_n: int = 3
+    swa_rule: str = "crabnet"  # crabnet | uniform (core.swa)
     lookahead_k: int = 6
     lookahead_alpha: float = 0.5
     val_rows: int | None = None  # evaluate on at most this many validation rows (first ones)
@@ -177,6 +162,10 @@ def make_scheduler(opt, cfg: TrainConfig, batches_per_epoch: int):
     raise MatreproError(f"params.yaml: unknown scheduler {cfg.scheduler!r} (none | cyclic | multistep)")
 
 
+def _val_mae(model: nn.Module, val, device) -> float:
+    return float(np.mean(np.abs(predict(model, val, device=device) - val.y.cpu().numpy())))
+
+
 def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
         device=None, progress: bool = True, desc: str = "train", checkpoint: Checkpoint | None = None) -> History:
     """Train one model. Without SWA: keep the weights of the epoch with the lowest validation loss
@@ -196,35 +185,37 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
     sched = make_scheduler(opt, cfg, n_batches)
     if cfg.val_rows is not None and len(val) > cfg.val_rows:
         val = val.subset(slice(0, cfg.val_rows))
-    swa_model = torch.optim.swa_utils.AveragedModel(model) if cfg.swa else None
-    swa_best, discards = float("inf"), 0
+    swa = make_swa(cfg.swa_rule, model) if cfg.swa else None
+    discards = 0
     gen = torch.Generator().manual_seed(seed)
     hist, best, best_state, wait = History(), float("inf"), None, 0
     start = 0
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
         start, hist = saved["epoch"], saved["hist"]
-        swa_best, discards, best, best_state, wait = (saved[k] for k in ("swa_best", "discards", "best", "best_state", "wait"))
+        discards, best, best_state, wait = (saved[k] for k in ("discards", "best", "best_state", "wait"))
         load_module_state(model, saved["model"])
         load_optimizer_state(opt, saved["opt"])
         if sched is not None:
             sched.load_state_dict(saved["sched"])
-        if swa_model is not None:
-            swa_model.load_state_dict(saved["swa_model"])
+        if swa is not None:
+            swa.load_state_dict(saved["swa"])
         gen.set_state(saved["gen"])
         set_rng_state(saved["rng"])
     bar = tqdm(range(start, cfg.max_epochs), desc=desc, disable=not progress, leave=False, mininterval=2,
                initial=start, total=cfg.max_epochs)
     for epoch in bar:
         if checkpoint is not None and epoch > start and checkpoint.due():
-            checkpoint.save({"epoch": epoch, "hist": hist, "swa_best": swa_best, "discards": discards, "best": best,
+            checkpoint.save({"epoch": epoch, "hist": hist, "discards": discards, "best": best,
                              "best_state": best_state, "wait": wait, "model": module_state(model),
                              "opt": optimizer_state(opt), "sched": sched.state_dict() if sched is not None else None,
-                             "swa_model": swa_model.state_dict() if swa_model is not None else None,
+                             "swa": swa.state_dict() if swa is not None else None,
                              "gen": gen.get_state(), "rng": rng_state()})
         model.train()
         perm = torch.randperm(len(train), generator=gen)
         total = 0.0
+        check = bool(cfg.swa) and (epoch + 1) % (2 * cfg.epochs_step) == 0 and epoch >= cfg.epochs_step * cfg.swa_start - 1
+        check_maes = []
         for i in range(0, len(train), cfg.batch_size):
             b = train.subset(perm[i:i + cfg.batch_size]).to(device)
             opt.zero_grad()
@@ -234,6 +225,10 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
             if sched is not None and cfg.scheduler != "multistep":
                 sched.step()
             total += loss.item() * len(b)
+            if check and swa.per_batch:  # the CrabNet rule measures after every batch of a check epoch
+                check_maes.append(_val_mae(model, val, device))
+                swa.observe(check_maes[-1])
+                model.train()
         hist.train_loss.append(total / len(train))
         hist.lr.append(float(opt.param_groups[0]["lr"]))
         if sched is not None and cfg.scheduler == "multistep":
@@ -246,16 +241,17 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
             hist.val_mae.append(float(np.mean(np.abs(pred.numpy() - val.y.cpu().numpy()))))
         bar.set_postfix(train=f"{hist.train_loss[-1]:.4f}", val=f"{v:.4f}", refresh=False)
         if cfg.swa:
-            check = (epoch + 1) % (2 * cfg.epochs_step) == 0 and epoch >= cfg.epochs_step * cfg.swa_start - 1
             if check:
-                mae = float(np.mean(np.abs(predict(model, val, device=device) - val.y.cpu().numpy())))
-                accepted = mae < swa_best
+                if not swa.per_batch:
+                    check_maes.append(_val_mae(model, val, device))
+                    swa.observe(check_maes[-1])
+                accepted = swa.end_epoch()
                 if accepted:
-                    swa_best, hist.best_epoch = mae, epoch
-                    swa_model.update_parameters(model)
+                    hist.best_epoch = epoch
                 else:
                     discards += 1
-                hist.swa_checks.append({"epoch": epoch, "val_mae": mae, "accepted": bool(accepted)})
+                hist.swa_checks.append({"epoch": epoch, "val_mae": min(check_maes), "accepted": bool(accepted),
+                                        "n_measured": len(check_maes)})
                 if discards >= cfg.discard_n:
                     hist.stopped_early = True
                     break
@@ -270,8 +266,7 @@ def fit(model: nn.Module, train, val, cfg: TrainConfig, seed: int = 0,
                 hist.stopped_early = True
                 break
     if cfg.swa:
-        if int(swa_model.n_averaged) > 0:
-            model.load_state_dict(swa_model.module.state_dict())
+        swa.finalize(model)
     elif best_state is not None:
         model.load_state_dict(best_state)
     return hist

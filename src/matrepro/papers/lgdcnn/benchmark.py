@@ -40,9 +40,13 @@ from . import peers as peer_mod
 from .experiments import predict_network, train_magpie_baselines, train_network
 from .tasks import EXTENDED, SPLITS, load_task, task_label, task_unit
 
-RUN_VERSION = 1  # bump when a change outside the hashed files (e.g. here) changes what a cached run gives
-_HASHED = ("core/train.py", "core/precision.py", "models/composition.py", "features/composition.py",
-           "features/suites.py", "papers/lgdcnn/experiments.py", "papers/lgdcnn/peers.py", "papers/lgdcnn/tasks.py")
+RUN_VERSION = 2  # bump when a change outside the hashed files (e.g. here) changes what a cached run gives
+# The code each kind of run executes (relative to src/matrepro): an edit re-runs only the kinds that
+# run the edited file, e.g. a change to our training loop keeps the CrabNet and Roost runs.
+_DATA = ("core/device.py", "features/composition.py", "features/suites.py", "papers/lgdcnn/tasks.py")
+_OURS = _DATA + ("core/train.py", "core/swa.py", "core/precision.py", "models/composition.py",
+                 "papers/lgdcnn/experiments.py")
+_HASHED = {"network": _OURS, "baseline": _OURS, "peer": _DATA + ("papers/lgdcnn/peers.py",)}
 
 
 def run_cache_dir() -> Path:
@@ -57,10 +61,10 @@ def run_record_dir() -> Path:
     return Path(env) if env else project_root() / "results" / "lgdcnn" / "runs"
 
 
-def _code_digest() -> str:
+def _code_digest(kind: str) -> str:
     h = hashlib.sha256()
     src = Path(__file__).resolve().parents[2]
-    for f in _HASHED:
+    for f in _HASHED[kind]:
         h.update((src / f).read_bytes())
     return h.hexdigest()[:16]
 
@@ -84,7 +88,7 @@ def run_key(kind: str, name: str, task: str, fold, seed: int, cfg: dict, parts: 
     spec = {"v": RUN_VERSION, "kind": kind, "name": name, "task": task, "fold": fold, "seed": seed, "rows": rows,
             "train": cfg["train"], "element_table": cfg["element_table"], "model": cfg["models"].get(name),
             "peer": (cfg.get("peers") or {}).get(name), "baselines": cfg["baselines"] if kind == "baseline" else None,
-            "n_slots": parts["train"].attrs.get("n_slots"), "code": _code_digest(), "versions": _versions()}
+            "n_slots": parts["train"].attrs.get("n_slots"), "code": _code_digest(kind), "versions": _versions()}
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 

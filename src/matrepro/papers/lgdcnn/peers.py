@@ -117,7 +117,7 @@ from tqdm.auto import tqdm
 from ...core.checkpoint import (Checkpoint, load_module_state, load_optimizer_state, module_state, optimizer_state,
                                 rng_state, set_rng_state)
 from ...core.errors import DataError, MatreproError
-from ...core.train import get_device, set_seed
+from ...core.device import get_device, set_seed
 from ...features.composition import parse_fractions
 
 PEERS = ("crabnet", "roost")
