@@ -259,3 +259,20 @@ def test_warm_lists_every_run_and_skips_claimed_or_cached_ones(tmp_path, monkeyp
     assert len(ex.missing_runs("steels", plan)) == len(jobs)
     (tmp_path / f"{key}.json").write_text("{}")
     assert len(ex.missing_runs("steels", plan)) == len(jobs) - 1
+
+
+def test_run_keys_hash_the_code_each_kind_of_run_executes():
+    """An edit to our training loop retrains our network and the Magpie MLP, not CrabNet or Roost
+    (their runs take hours and never enter core/train.py or core/swa.py)."""
+    from pathlib import Path
+
+    from matrepro.papers.lgdcnn import benchmark as bm
+
+    src = Path(bm.__file__).resolve().parents[2]
+    for kind, files in bm._HASHED.items():
+        assert all((src / f).is_file() for f in files), kind
+        assert "papers/lgdcnn/tasks.py" in files and "features/composition.py" in files  # the rows and encoding
+    loop = {"core/train.py", "core/swa.py"}
+    assert loop <= set(bm._HASHED["network"]) and loop <= set(bm._HASHED["baseline"])
+    assert not loop & set(bm._HASHED["peer"]) and "papers/lgdcnn/peers.py" in bm._HASHED["peer"]
+    assert bm._code_digest("peer") != bm._code_digest("network")
