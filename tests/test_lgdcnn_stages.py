@@ -261,6 +261,37 @@ def test_warm_lists_every_run_and_skips_claimed_or_cached_ones(tmp_path, monkeyp
     assert len(ex.missing_runs("steels", plan)) == len(jobs) - 1
 
 
+def test_warm_trains_a_learning_curve_once_and_the_curve_stage_gathers_it(tmp_path, monkeypatch):
+    """``warm curve_<task>`` splits the curve's runs (size x model x seed) between workers like a
+    task's; the curve stage then reads every point from the run records without training."""
+    monkeypatch.setenv("MATREPRO_LGDCNN_CACHE", str(tmp_path))
+    plan = dict(ex.curve_config(paper_config("lgdcnn", "smoke"), "mp_e_form"), seeds=[42, 43])
+    sizes, models = plan["learning_curves"]["sizes"], plan["learning_curves"]["models"]
+    rng = np.random.default_rng(0)
+
+    def load(task, fold, cfg, root=None):
+        n = cfg["caps"]["train"]
+        return ({s: pd.DataFrame({"row": np.arange(k), "formula": "NaCl", "target": rng.normal(size=k)})
+                 for s, k in (("train", n), ("val", 4), ("test", 5))}, FilterLog(task))
+    monkeypatch.setattr(ex, "load_task", load)
+    trained = []
+
+    def fake(parts, m, c, seed, *a, **k):
+        trained.append((len(parts["train"]), m, seed))
+        return {"metrics": {"mae": 1.0 / len(parts["train"]), "epochs": 1}, "pred": [0.0] * len(parts["test"])}
+    monkeypatch.setattr(ex, "network_record", fake)
+    monkeypatch.setattr(ex, "peer_record", fake)
+    n_runs = len(sizes) * len(models) * 2
+    assert ex.warm(["curve_mp_e_form"], lambda t: plan) == n_runs
+    assert sorted(trained) == sorted((n, m, s) for n in sizes for m in models for s in (42, 43))
+    assert len(list(tmp_path.glob("*.json"))) == n_runs and len(list((tmp_path / "claims").glob("*.claim"))) == n_runs
+    assert ex.warm(["curve_mp_e_form"], lambda t: plan) == 0  # all recorded
+    trained.clear()
+    curve = ex.run_curve("mp_e_form", plan, tmp_path / "curve")
+    assert not trained and len(curve) == n_runs
+    assert (curve.mae * curve.n_train).round(9).eq(1.0).all()
+
+
 def test_run_keys_hash_the_code_each_kind_of_run_executes():
     """An edit to our training loop retrains our network and the Magpie MLP, not CrabNet or Roost
     (their runs take hours and never enter core/train.py or core/swa.py)."""

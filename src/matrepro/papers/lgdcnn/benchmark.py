@@ -376,13 +376,12 @@ def curve_config(cfg: dict, task: str) -> dict:
     return out
 
 
-def run_curve(task: str, cfg: dict, out_dir: str | Path, root: Path | None = None, use_cache: bool = True) -> pd.DataFrame:
-    """Test MAE of each curve model at each training size (seeded random subsets of the task's
-    training rows; the same validation and test rows at every size). Writes ``<out_dir>/curve.csv``."""
+def curve_runs(task: str, cfg: dict, root: Path | None = None, use_cache: bool = True):
+    """The single runs of a learning-curve plan, size by size: (row of curve.csv without the
+    metrics, run key, ``fn(checkpoint)`` that trains it). The curve stage and ``warm`` both use it."""
     lc = cfg["learning_curves"]
     fold = cfg["folds"][0]
-    rows = []
-    for n in tqdm(lc["sizes"], desc=f"{task} sizes"):
+    for n in lc["sizes"]:
         c = dict(cfg, caps={**cfg["caps"], "train": int(n)})
         parts, _ = load_task(task, fold, c, root)
         for m in lc["models"]:
@@ -391,13 +390,19 @@ def run_curve(task: str, cfg: dict, out_dir: str | Path, root: Path | None = Non
                 key = run_key(kind, m, task, fold, seed, c, parts)
                 desc = f"{task} n={n} {m} s{seed}"
 
-                def fn(ck, m=m, seed=seed, key=key, desc=desc):
+                def fn(ck, m=m, seed=seed, key=key, desc=desc, c=c, parts=parts, kind=kind):
                     if kind == "peer":
                         return peer_record(parts, m, c, seed, ck, desc)
                     return network_record(parts, m, c, seed, key, ck, desc, root, use_cache)
-                r = _cached(key, fn, use_cache)
-                rows.append({"task": task, "model": m, "n_train": len(parts["train"]), "seed": seed,
-                             "n_test": len(parts["test"]), **r["metrics"]})
+                yield ({"task": task, "model": m, "n_train": len(parts["train"]), "seed": seed,
+                        "n_test": len(parts["test"])}, key, fn)
+
+
+def run_curve(task: str, cfg: dict, out_dir: str | Path, root: Path | None = None, use_cache: bool = True) -> pd.DataFrame:
+    """Test MAE of each curve model at each training size (seeded random subsets of the task's
+    training rows; the same validation and test rows at every size). Writes ``<out_dir>/curve.csv``."""
+    rows = [{**row, **_cached(key, fn, use_cache)["metrics"]}
+            for row, key, fn in tqdm(list(curve_runs(task, cfg, root, use_cache)), desc=f"{task} curve runs")]
     df = pd.DataFrame(rows)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -461,7 +466,8 @@ def missing_runs(task: str, plan: dict) -> list[dict]:
 def warm(tasks: list[str], read_plan, clear_stale: bool = False) -> int:
     """Train every single run of ``tasks`` into the run cache, one claim file per run so that
     several processes split the work (a run already cached or claimed is skipped). Returns the
-    number of runs trained here."""
+    number of runs trained here. A plan whose regime is "learning curve" (``curve_<task>.json``)
+    contributes the runs of its curve (:func:`curve_runs`)."""
     claims = run_cache_dir() / "claims"
     claims.mkdir(parents=True, exist_ok=True)
     if clear_stale:
@@ -469,16 +475,26 @@ def warm(tasks: list[str], read_plan, clear_stale: bool = False) -> int:
             if not (run_record_dir() / f"{c.stem}.json").is_file():
                 c.unlink()
     done = 0
-    for task in tasks:
-        for job, one, loaded, key in _job_keys(task, read_plan(task)):
+    for name in tasks:
+        plan = read_plan(name)
+        if plan.get("regime") == "learning curve":
+            runs = ((key, lambda key=key, fn=fn: _cached(key, fn)) for _, key, fn in curve_runs(plan["task"], plan))
+        else:
+            runs = ((key, lambda job=job, one=one, loaded=loaded: _warm_fold_run(name, job, one, loaded))
+                    for job, one, loaded, key in _job_keys(name, plan))
+        for key, train in runs:
             if (run_record_dir() / f"{key}.json").is_file():
                 continue
             try:
                 os.close(os.open(claims / f"{key}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             except FileExistsError:
                 continue
-            kind, name = job["kind"], job["name"]
-            run_fold(task, job["fold"], one, {}, models=[name] if kind == "network" else [],
-                     peers=[name] if kind == "peer" else [], baselines=kind == "baseline", loaded=loaded)
+            train()
             done += 1
     return done
+
+
+def _warm_fold_run(task: str, job: dict, one: dict, loaded: tuple) -> None:
+    kind, name = job["kind"], job["name"]
+    run_fold(task, job["fold"], one, {}, models=[name] if kind == "network" else [],
+             peers=[name] if kind == "peer" else [], baselines=kind == "baseline", loaded=loaded)

@@ -4,6 +4,7 @@
     python -m matrepro.papers.lgdcnn.run task <task>      # results/lgdcnn/tasks/<task>/
     python -m matrepro.papers.lgdcnn.run curve <task>     # results/lgdcnn/curves/<task>/
     python -m matrepro.papers.lgdcnn.run warm [<task> ...] # fill the run cache (start N of these, one thread each)
+    python -m matrepro.papers.lgdcnn.run warm curve_<task>  # the same for a learning curve's runs
 
 ``warm`` trains the single runs (task, fold, model, seed; baselines) of the listed tasks into the
 run cache (``benchmark.run_cache_dir()``), claiming each run with a file so that several processes
