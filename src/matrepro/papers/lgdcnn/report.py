@@ -15,7 +15,10 @@ from .published import CECV_LABELS, claim_summary, compact_table, fmt_mae, paper
 
 FIGURES = [
     ("lgdcnn_benchmark", "lgdcnn: test MAE of every model trained here on the same rows, and CrabNet's published MAE, relative to the paper's L-G-DCNN (* = capped rows)"),
-]  # the learning-curve figure joins when the cpu curve stages have run (it is in notebooks/executed until then)
+    ("lgdcnn_learning_curves", "lgdcnn, the three large sets: test MAE against training rows for L-G-DCNN and CrabNet "
+     "trained here (capped recipe), the power-law fit with its 95 % band carried to the full training size, and the "
+     "paper's number there"),
+]
 
 
 def results_markdown(mdir=None) -> str:
