@@ -54,7 +54,8 @@ def report_markdown(mdir=None, ref_dir=None) -> str:
                               "paper L-G-DCNN (pub.)": [fmt_mae(v) for v in fits["paper L-G-DCNN"]]})
         text += (f"\n\n**lgdcnn learning curves** (sizes {lc['sizes']}, seeds {lc['seeds']}; MAE = A·N^-α fitted in "
                  f"log-log space, 95 % interval of the fitted line; profile `{lc['profile']}`), from "
-                 "`metrics/lgdcnn/learning_curves.json`:\n\n" + shown.to_markdown(index=False))
+                 "`metrics/lgdcnn/learning_curves.json`:\n\n" + shown.to_markdown(index=False)
+                 + (f"\n\nNot run yet: {', '.join(lc['not_run'])}." if lc.get("not_run") else ""))
     cecv_path = Path(mdir or metrics_dir()) / "lgdcnn" / "cecv.json"
     if cecv_path.is_file():
         c = json.loads(cecv_path.read_text())
