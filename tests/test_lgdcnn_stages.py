@@ -292,6 +292,18 @@ def test_warm_trains_a_learning_curve_once_and_the_curve_stage_gathers_it(tmp_pa
     assert (curve.mae * curve.n_train).round(9).eq(1.0).all()
 
 
+def test_warm_takes_its_options_before_or_after_the_task_names(monkeypatch, tmp_path):
+    """``run warm a b --clear-stale`` (a worker script appends options to a list of names) parses
+    like ``run warm --clear-stale a b``."""
+    monkeypatch.setattr(lg_run, "PLAN_DIR", tmp_path)
+    monkeypatch.setenv("MATREPRO_THREADS", str(torch.get_num_threads()))  # main() sets the thread count
+    calls = []
+    monkeypatch.setattr(ex, "warm", lambda names, plan, clear_stale=False: calls.append((list(names), clear_stale)) or 0)
+    for argv in (["warm", "steels", "curve_mp_e_form", "--clear-stale"], ["warm", "--clear-stale", "steels", "curve_mp_e_form"]):
+        lg_run.main(argv)
+    assert calls == [(["steels", "curve_mp_e_form"], True)] * 2
+
+
 def test_run_keys_hash_the_code_each_kind_of_run_executes():
     """An edit to our training loop retrains our network and the Magpie MLP, not CrabNet or Roost
     (their runs take hours and never enter core/train.py or core/swa.py)."""

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     ap.add_argument("task", nargs="*")
     ap.add_argument("--clear-stale", action="store_true", help="warm: drop claims without a finished run first")
     ap.add_argument("--no-cache", action="store_true", help="retrain every run instead of reusing the run cache")
-    a = ap.parse_args(argv)
+    a = ap.parse_intermixed_args(argv)  # options may follow the task names
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     import torch
 
