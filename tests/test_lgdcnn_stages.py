@@ -319,3 +319,13 @@ def test_run_keys_hash_the_code_each_kind_of_run_executes():
     assert loop <= set(bm._HASHED["network"]) and loop <= set(bm._HASHED["baseline"])
     assert not loop & set(bm._HASHED["peer"]) and "papers/lgdcnn/peers.py" in bm._HASHED["peer"]
     assert bm._code_digest("peer") != bm._code_digest("network")
+
+
+def test_learning_curve_block_says_where_each_models_published_mae_lies_against_its_band():
+    from matrepro.papers.lgdcnn.report import _band_verdict
+
+    fit = {"model": "lgdcnn", "lo95": 0.027, "hi95": 0.043, "paper L-G-DCNN": 0.033, "CrabNet (pub.)": 0.020}
+    assert _band_verdict(fit) == "inside the band"  # L-G-DCNN's row is judged by the paper's number
+    assert _band_verdict(dict(fit, model="crabnet")) == "below the band"  # CrabNet's by CrabNet's own
+    assert _band_verdict(dict(fit, model="crabnet", **{"CrabNet (pub.)": 0.05})) == "above the band"
+    assert _band_verdict(dict(fit, model="crabnet", **{"CrabNet (pub.)": float("nan")})) == "–"

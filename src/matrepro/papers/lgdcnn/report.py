@@ -21,6 +21,16 @@ FIGURES = [
 ]
 
 
+def _band_verdict(fit: dict) -> str:
+    """Where the published MAE of the fitted model (L-G-DCNN: the paper's; CrabNet: its own paper's) lies
+    against the 95 % band of the extrapolation: inside means the row budget alone explains the gap."""
+    pub = fit.get({"lgdcnn": "paper L-G-DCNN", "crabnet": "CrabNet (pub.)"}.get(fit["model"], ""))
+    if pub is None or not np.isfinite(pub):
+        return "–"
+    return "inside the band" if fit["lo95"] <= pub <= fit["hi95"] else (
+        "below the band" if pub < fit["lo95"] else "above the band")
+
+
 def results_markdown(mdir=None) -> str:
     """The README block of lgdcnn."""
     return "**lgdcnn**: test MAE on the 28 datasets, from `metrics/lgdcnn/benchmark.json`.\n\n" + report_markdown(mdir)
@@ -51,7 +61,9 @@ def report_markdown(mdir=None, ref_dir=None) -> str:
                               "full N": fits.n_full,
                               "extrapolated MAE [95 %]": [f"{fmt_mae(m)} [{fmt_mae(lo)}, {fmt_mae(hi)}]" for m, lo, hi in
                                                           zip(fits.mae_extrapolated, fits.lo95, fits.hi95)],
-                              "paper L-G-DCNN (pub.)": [fmt_mae(v) for v in fits["paper L-G-DCNN"]]})
+                              "paper L-G-DCNN (pub.)": [fmt_mae(v) for v in fits["paper L-G-DCNN"]],
+                              "CrabNet (pub.)": [fmt_mae(v) for v in fits["CrabNet (pub.)"]],
+                              "this model's pub. MAE": [_band_verdict(f) for f in fits.to_dict(orient="records")]})
         text += (f"\n\n**lgdcnn learning curves** (sizes {lc['sizes']}, seeds {lc['seeds']}; MAE = A·N^-α fitted in "
                  f"log-log space, 95 % interval of the fitted line; profile `{lc['profile']}`), from "
                  "`metrics/lgdcnn/learning_curves.json`:\n\n" + shown.to_markdown(index=False)
