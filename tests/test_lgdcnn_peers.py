@@ -188,7 +188,11 @@ def test_crabnet_killed_and_resumed_gives_the_uninterrupted_result(parts, tmp_pa
     path = tmp_path / "crab.ckpt"
     with pytest.raises(Killed):
         peers.train_peer("crabnet", parts, cfg, seed=3, checkpoint=Halt(path, every_seconds=0))
-    res = peers.train_peer("crabnet", parts, cfg, seed=3, checkpoint=Checkpoint(path, every_seconds=3600))
+    from matrepro.core.timed_checkpoint import TimedCheckpoint
+
+    ck = TimedCheckpoint(path, every_seconds=3600)  # the benchmark's checkpoint: also carries the run's clock
+    res = peers.train_peer("crabnet", parts, cfg, seed=3, checkpoint=ck)
+    assert ck.resumed_at == [5] and ck.prior_timed is False  # Halt saved no clock: the earlier time is unknown
     assert res.epochs == ref.epochs == 8
     assert res.info["swa_val_mae"] == ref.info["swa_val_mae"] and ref.info["swa_val_mae"]
     assert np.array_equal(res.predict(parts["test"]), ref.predict(parts["test"]))

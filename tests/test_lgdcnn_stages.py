@@ -13,6 +13,7 @@ from matrepro.core.config import paper_config
 from matrepro.core.errors import MatreproError
 from matrepro.core.precision import Autocast, unwrap, with_precision
 from matrepro.core.scaling import fit_power_law
+from matrepro.core.timed_checkpoint import TimedCheckpoint
 from matrepro.core.validate import FilterLog
 from matrepro.papers.lgdcnn import benchmark as ex
 from matrepro.papers.lgdcnn import run as lg_run
@@ -92,6 +93,7 @@ def test_run_cache_stores_and_reuses(tmp_path, monkeypatch):
     assert ex._cached("k1", fn) == ex._cached("k1", fn) == {"metrics": {"mae": 0.5}, "pred": [1.0, 2.0]}
     assert len(calls) == 1 and (tmp_path / "k1.json").is_file()
     assert calls[0].path == tmp_path / "k1.ckpt" and not calls[0].path.exists()  # cleared once stored
+    assert isinstance(calls[0], TimedCheckpoint)  # a resumed run's record counts the earlier processes' time
     assert ex._cached("k2", lambda ck: {"ck": ck is None}, use_cache=False) == {"ck": True}
     assert not (tmp_path / "k2.json").exists()
 

@@ -35,6 +35,7 @@ from ...core.errors import MatreproError
 from ...core.metrics import regression_metrics
 from ...core.paths import project_root
 from ...core.scaling import fit_power_law
+from ...core.timed_checkpoint import TimedCheckpoint, run_cost
 from ...models import count_parameters
 from . import peers as peer_mod
 from .experiments import predict_network, train_magpie_baselines, train_network
@@ -96,7 +97,7 @@ CHECKPOINT_SECONDS = 600  # a running training saves its state this often (resum
 
 
 def _checkpoint(key: str, use_cache: bool) -> Checkpoint | None:
-    return Checkpoint(run_cache_dir() / f"{key}.ckpt", CHECKPOINT_SECONDS) if use_cache else None
+    return TimedCheckpoint(run_cache_dir() / f"{key}.ckpt", CHECKPOINT_SECONDS) if use_cache else None
 
 
 def _cached(key: str, fn, use_cache: bool = True) -> dict:
@@ -144,7 +145,7 @@ def network_record(parts: dict, m: str, cfg: dict, seed: int, key: str, ck, desc
     _save_weights(key, tr, use_cache)
     y = predict_network(tr, parts["test"])
     return {"metrics": {**regression_metrics(parts["test"].target, y), "epochs": tr.history.epochs,
-                        "seconds": round(tr.seconds, 1), "cpu_seconds": round(time.process_time() - c0, 1),
+                        **run_cost(ck, tr.seconds, time.process_time() - c0),
                         "threads": torch.get_num_threads(), "batch_size": tr.batch_size,
                         "swa_checks": tr.history.swa_checks, "n_slots": tr.n_slots,
                         "n_parameters": count_parameters(tr.model),
@@ -158,7 +159,7 @@ def peer_record(parts: dict, p: str, cfg: dict, seed: int, ck, desc: str) -> dic
     pr = peer_mod.train_peer(p, parts, cfg, seed, desc=desc, checkpoint=ck)
     y = pr.predict(parts["test"])
     return {"metrics": {**regression_metrics(parts["test"].target, y), "epochs": pr.epochs,
-                        "seconds": round(pr.seconds, 1), "cpu_seconds": round(time.process_time() - c0, 1),
+                        **run_cost(ck, pr.seconds, time.process_time() - c0),
                         "threads": torch.get_num_threads(), "batch_size": pr.batch_size,
                         "n_parameters": pr.n_parameters},
             "pred": [float(v) for v in y]}
