@@ -11,7 +11,8 @@ versions), so a stage stopped half-way resumes at its first unfinished run:
   cpu-profile training spans several sessions; committing each finished run keeps it. A stage
   gathers these records instead of retraining; a changed setting or code file changes the key.
 * ``.cache/lgdcnn/`` (machine-local, not committed): ``<key>.ckpt``, the state of a training in
-  progress (core.checkpoint, saved every 10 minutes; removed when the run is recorded),
+  progress (core.timed_checkpoint: the training state and the run's clock, so a resumed run records
+  its whole cost; saved every 10 minutes; removed when the run is recorded),
   ``<key>.pt``, a trained network's weights (for ``matrepro predict``), and ``claims/`` (warm).
 
 ``$MATREPRO_LGDCNN_CACHE`` replaces both folders (tests; retraining from scratch into a new folder).
@@ -255,14 +256,17 @@ def task_networks(task: str, plan: dict, root: Path | None = None) -> tuple[dict
         pt = run_cache_dir() / f"{key}.pt"
         record = run_record_dir() / f"{key}.json"
         if not pt.is_file():
+            ck, c0 = _checkpoint(key, True), time.process_time()
             tr = train_network(parts, model, one, seed, desc=f"{task} {model} s{seed} (weights)", root=root,
-                               checkpoint=_checkpoint(key, True))
+                               checkpoint=ck)
             _save_weights(key, tr, True)
             if not record.is_file():
                 y = predict_network(tr, parts["test"])
-                _cached(key, lambda ck: {"metrics": {**regression_metrics(parts["test"].target, y),
-                                                     "epochs": tr.history.epochs, "seconds": round(tr.seconds, 1)},
-                                         "pred": [float(v) for v in y]})
+                cost = run_cost(ck, tr.seconds, time.process_time() - c0)
+                _cached(key, lambda _: {"metrics": {**regression_metrics(parts["test"].target, y),
+                                                    "epochs": tr.history.epochs, **cost},
+                                        "pred": [float(v) for v in y]})
+            ck.clear()
         arts[seed] = torch.load(pt, map_location="cpu", weights_only=True)
         y = _predict_artifact(arts[seed], parts["test"], root)
         maes.append(float(np.mean(np.abs(y - parts["test"].target.to_numpy(float)))))
