@@ -331,3 +331,17 @@ def test_learning_curve_block_says_where_each_models_published_mae_lies_against_
     assert _band_verdict(dict(fit, model="crabnet")) == "below the band"  # CrabNet's by CrabNet's own
     assert _band_verdict(dict(fit, model="crabnet", **{"CrabNet (pub.)": 0.05})) == "above the band"
     assert _band_verdict(dict(fit, model="crabnet", **{"CrabNet (pub.)": float("nan")})) == "–"
+
+
+def test_cost_table_sums_cpu_seconds_and_marks_unknown_earlier_time():
+    def seed(cpu, **extra):
+        return {"epochs": 300, "batch_size": 256, "seconds": cpu + 5, "cpu_seconds": cpu,
+                "swa_checks": [{"accepted": True}, {"accepted": False}], **extra}
+    results = [{"task": "a", "fold": 0, "regime": "full", "rows": {"train": 100},
+                "models": {"lgdcnn": {"per_seed": [seed(10.4), seed(20.2)]},
+                           "crabnet": {"per_seed": [seed(7.0, resumed_at=[35], earlier_time_recorded=False)]},
+                           "roost": {"per_seed": [{"epochs": 300, "seconds": 3.0}]}}}]  # an old record: wall s only
+    t = ex.cost_table(results, "lgdcnn")
+    row = t.iloc[0]
+    assert row["ours (CPU s)"] == 31 and row["SWA accepted"] == "1/1" and row["epochs (per seed)"] == "300/300"
+    assert row["crabnet (CPU s)"] == "≥ 7" and row["roost (CPU s)"] == 3

@@ -346,6 +346,31 @@ def verdict(ours: dict | None, peer: dict | None) -> str:
     return "wins" if d > 0 else "loses"
 
 
+def cpu_cost(per_seed: list[dict]):
+    """Summed CPU seconds of one model's runs (wall seconds for records without them); the string
+    '≥ n' when a resumed run's time before the resume was not recorded (core.timed_checkpoint)."""
+    total = round(sum(x.get("cpu_seconds", x["seconds"]) for x in per_seed))
+    return f"≥ {total}" if any(x.get("earlier_time_recorded") is False for x in per_seed) else total
+
+
+def cost_table(results: list[dict], model: str, peers=("crabnet", "roost")) -> pd.DataFrame:
+    """Per task and fold: rows, batch, epochs and SWA acceptances of ``model``, and the CPU cost
+    of it and of each peer trained (:func:`cpu_cost`)."""
+    rows = []
+    for r in results:
+        s = r["models"][model]["per_seed"]
+        row = {"task": r["task"], "fold": r["fold"], "regime": r["regime"], "train rows": r["rows"]["train"],
+               "batch": s[0]["batch_size"], "epochs (per seed)": "/".join(str(x["epochs"]) for x in s),
+               "SWA accepted": "/".join(str(sum(c["accepted"] for c in x["swa_checks"])) for x in s),
+               "ours (CPU s)": cpu_cost(s)}
+        for p in peers:
+            if p in r["models"]:
+                row[f"{p} epochs"] = "/".join(str(x["epochs"]) for x in r["models"][p]["per_seed"])
+                row[f"{p} (CPU s)"] = cpu_cost(r["models"][p]["per_seed"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def benchmark_metrics(results: list[dict], cfg: dict, pending: list[str] | None = None) -> dict:
     """metrics/lgdcnn/benchmark.json: per task, every model's MAE, seed spread, rows, folds and
     epochs; ``pending``: the tasks not run yet."""
