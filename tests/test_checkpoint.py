@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from matrepro.core.checkpoint import Checkpoint, optimizer_state
+from matrepro.core.timed_checkpoint import TimedCheckpoint
 from matrepro.core.train import TrainConfig, fit, make_optimizer, predict
 from matrepro.features.tabular import TabularBatch
 from matrepro.models import build_model
@@ -72,6 +73,25 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(case, tmp_path):
     assert (predict(ref_model, val) == predict(model, val)).all()
     if case == "crabnet_recipe":
         assert ref.swa_checks  # the SWA state really was carried across the interruption
+
+
+class TimedHalt(Halt, TimedCheckpoint):
+    """Halt, saving the run's clock as well (core.timed_checkpoint)."""
+
+
+def test_a_resume_through_the_timed_checkpoint_carries_the_clock_and_the_same_weights(tmp_path):
+    name, cfg = CONFIGS["crabnet_recipe"]
+    ref_model, _ = _run(name, cfg)
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(Killed):
+        _run(name, cfg, TimedHalt(path, at=5))
+    saved = torch.load(path, weights_only=False)
+    assert saved["epoch"] == 5 and saved["clock"]["seconds"] > 0 and saved["clock"]["resumed_at"] == []
+    ck = TimedCheckpoint(path, every_seconds=3600)
+    model, _ = _run(name, cfg, ck)
+    assert ck.resumed_at == [5] and ck.prior_seconds == saved["clock"]["seconds"]
+    for (k, a), b in zip(ref_model.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), k
 
 
 def test_checkpoint_file_is_atomic_due_and_cleared(tmp_path):

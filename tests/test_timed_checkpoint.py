@@ -1,17 +1,12 @@
 """The run clock of resumable runs (core.timed_checkpoint): a run killed and resumed from its
 checkpoint reports the seconds of every process that worked on it, says where it was resumed, and
-marks its cost as a lower bound when the checkpoint predates the clock; the resumed training itself
-is unchanged (same weights as an uninterrupted run)."""
+marks its cost as a lower bound when the checkpoint predates the clock. That a real training resumed
+through it ends as an uninterrupted one is in tests/test_checkpoint.py."""
 import pytest
-import torch
 
 from matrepro.core import timed_checkpoint as tc
 from matrepro.core.checkpoint import Checkpoint
 from matrepro.core.timed_checkpoint import TimedCheckpoint, run_cost
-from matrepro.core.train import TrainConfig, fit
-from matrepro.features.tabular import TabularBatch
-from matrepro.models import build_model
-from matrepro.models import tabular as _tabular  # noqa: F401  (registers the tabular models)
 
 
 class FakeTime:
@@ -76,50 +71,3 @@ def test_a_checkpoint_from_before_the_clock_gives_a_lower_bound(clock, tmp_path)
     again = TimedCheckpoint(path, every_seconds=3600)
     again.load()
     assert again.resumed_at == [35, 40] and again.prior_timed is False and again.prior_seconds == 10
-
-
-class Killed(Exception):
-    pass
-
-
-class TimedHalt(TimedCheckpoint):
-    """Saves at every epoch boundary and 'kills' the run right after saving at epoch ``at``."""
-
-    def __init__(self, path, at: int):
-        super().__init__(path, every_seconds=0)
-        self.at = at
-
-    def save(self, state):
-        super().save(state)
-        if state["epoch"] == self.at:
-            raise Killed
-
-
-def _run(checkpoint=None):
-    torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
-
-    def batch(n):
-        x = torch.randn(n, 4, generator=g)
-        return TabularBatch(x, torch.zeros(n, 1, dtype=torch.long), x[:, 0] - x[:, 1])
-
-    train, val = batch(32), batch(8)
-    model = build_model("dnn", n_numeric=4, cardinalities=[1])
-    cfg = TrainConfig(optimizer="lamb_lookahead", scheduler="cyclic", epochs_step=1, swa=True, swa_start=1,
-                      discard_n=5, max_epochs=6, batch_size=8)
-    fit(model, train, val, cfg, seed=1, device="cpu", progress=False, checkpoint=checkpoint)
-    return model
-
-
-def test_a_real_training_resumes_with_its_clock_and_the_same_weights(tmp_path):
-    ref = _run()
-    path = tmp_path / "run.ckpt"
-    with pytest.raises(Killed):
-        _run(TimedHalt(path, at=3))
-    saved = torch.load(path, weights_only=False)
-    assert saved["epoch"] == 3 and saved["clock"]["seconds"] > 0 and saved["clock"]["resumed_at"] == []
-    ck = TimedCheckpoint(path, every_seconds=3600)
-    model = _run(ck)
-    assert ck.resumed_at == [3] and ck.prior_seconds == saved["clock"]["seconds"]
-    for (k, a), b in zip(ref.state_dict().items(), model.state_dict().values()):
-        assert torch.equal(a, b), k
