@@ -184,6 +184,30 @@ def test_verdict_needs_more_than_the_seed_spread():
     assert m["tasks"]["t"]["verdict"] == {"crabnet": "wins", "roost": "tie (within seed spread)", "rf_magpie": "wins"}
 
 
+def test_single_seed_rows_are_judged_by_the_typical_seed_spread():
+    # 3-5 % apart with a typical relative spread of 4 %: a tie; 10 % apart: a win or a loss
+    assert ex.verdict({"mae": 1.0}, {"mae": 1.03}, rel_spread=0.04) == "tie (1 seed, within the typical seed spread)"
+    assert ex.verdict({"mae": 1.05}, {"mae": 1.0}, rel_spread=0.04) == "loses (1 seed)"
+    assert ex.verdict({"mae": 1.0}, {"mae": 1.1}, rel_spread=0.04) == "wins (1 seed)"
+    # the spread comes from the tasks run with several seeds: relative stds ours 0.1/1.0, crabnet 0.1/2.0,
+    # roost 0.2/1.0 (and rf_magpie's is not pooled) -> median 0.1
+    rs = [_fold("small", 0, {"lgdcnn": [1.0, 1.1, 0.9], "crabnet": [2.0, 2.1, 1.9], "roost": [1.0, 1.2, 0.8],
+                             "rf_magpie": [3.0, 3.0, 3.0]}),
+          _fold("big", 0, {"lgdcnn": [1.0], "crabnet": [1.08], "roost": [1.2], "rf_magpie": [0.95]})]
+    m = ex.benchmark_metrics(rs, {"profile": "smoke", "benchmark_models": ["lgdcnn"],
+                                  "benchmark_peers": ["crabnet", "roost"]})
+    band = m["single_seed_spread"]
+    assert band["relative"] == pytest.approx(0.1) and band["n"] == 3 and band["tasks"] == ["small"]
+    assert m["tasks"]["big"]["verdict"] == {"crabnet": "tie (1 seed, within the typical seed spread)",
+                                            "roost": "wins (1 seed)",
+                                            "rf_magpie": "tie (1 seed, within the typical seed spread)"}
+    # no task with several seeds: the means decide, as before
+    one = ex.benchmark_metrics(rs[1:], {"profile": "smoke", "benchmark_models": ["lgdcnn"],
+                                        "benchmark_peers": ["crabnet", "roost"]})
+    assert one["single_seed_spread"]["relative"] is None
+    assert one["tasks"]["big"]["verdict"]["crabnet"] == "wins (1 seed)"
+
+
 def test_power_law_fit_recovers_alpha_from_synthetic_data():
     rng = np.random.default_rng(0)
     n = np.repeat([1000, 2000, 5000, 10000, 20000], 3)

@@ -330,20 +330,33 @@ def model_summary(results: list[dict], model: str) -> dict | None:
             "epochs": first.get("epochs"), "seconds": float(np.sum([[s.get("seconds") or 0 for s in r["models"][model]["per_seed"]] for r in runs]))}
 
 
-def verdict(ours: dict | None, peer: dict | None) -> str:
+def verdict(ours: dict | None, peer: dict | None, rel_spread: float | None = None) -> str:
     """Ours against one peer trained here on the same rows: 'wins' / 'loses' when the means differ
-    by more than the larger seed standard deviation, else 'tie (within seed spread)'; with a single
-    seed there is no spread, and the verdict says so."""
+    by more than the larger seed standard deviation, else 'tie (within seed spread)'. With a single
+    seed on both sides there is no spread: ``rel_spread`` (:func:`typical_seed_spread`) times the
+    larger MAE stands in for it, and the verdict says "(1 seed)"; without it, the means decide."""
     if not ours or not peer:
         return "–"
     d = peer["mae"] - ours["mae"]
     sds = [v for v in (ours.get("mae_std"), peer.get("mae_std")) if v is not None]
     if not sds:
+        if rel_spread is not None and abs(d) <= rel_spread * max(ours["mae"], peer["mae"]):
+            return "tie (1 seed, within the typical seed spread)"
         return ("wins" if d > 0 else "loses") + " (1 seed)"
     spread = max(sds)
     if abs(d) <= spread:
         return "tie (within seed spread)"
     return "wins" if d > 0 else "loses"
+
+
+def typical_seed_spread(summaries: dict[str, dict[str, dict | None]], models: list[str]) -> dict:
+    """The seed spread a single-seed row would have: the median relative standard deviation
+    (std / mean MAE) of ``models`` over every task they ran with several seeds (``summaries``:
+    task -> model -> :func:`model_summary`). ``relative`` is None when no task has several seeds."""
+    rel = [(t, m, s["mae_std"] / s["mae"]) for t, ms in summaries.items() for m in models
+           if (s := ms.get(m)) and s.get("mae_std") is not None and s["mae"] > 0]
+    return {"relative": float(np.median([r for *_, r in rel])) if rel else None,
+            "n": len(rel), "models": list(models), "tasks": sorted({t for t, *_ in rel})}
 
 
 def cpu_cost(per_seed: list[dict]):
@@ -373,14 +386,19 @@ def cost_table(results: list[dict], model: str, peers=("crabnet", "roost")) -> p
 
 def benchmark_metrics(results: list[dict], cfg: dict, pending: list[str] | None = None) -> dict:
     """metrics/lgdcnn/benchmark.json: per task, every model's MAE, seed spread, rows, folds and
-    epochs; ``pending``: the tasks not run yet."""
+    epochs, and the verdict per peer; ``single_seed_spread``: the relative seed spread that judges
+    single-seed rows (:func:`typical_seed_spread` of ours and the peers); ``pending``: the tasks
+    not run yet."""
     models = list(cfg["benchmark_models"]) + list(peer_mod.PEERS) + ["rf_magpie", "mlp_magpie"]
     out = {"profile": cfg["profile"], "tasks": {}, "pending": list(pending or [])}
     by_task: dict[str, list[dict]] = {}
     for r in results:
         by_task.setdefault(r["task"], []).append(r)
+    summaries = {task: {m: model_summary(rs, m) for m in models} for task, rs in by_task.items()}
+    band = typical_seed_spread(summaries, [cfg["benchmark_models"][0]] + list(peer_mod.PEERS))
+    out["single_seed_spread"] = band
     for task, rs in by_task.items():
-        ms = {m: model_summary(rs, m) for m in models}
+        ms = summaries[task]
         ours = ms.get(cfg["benchmark_models"][0])
         out["tasks"][task] = {
             "label": rs[0]["label"], "unit": rs[0]["unit"], "benchmark": rs[0]["benchmark"],
@@ -388,7 +406,7 @@ def benchmark_metrics(results: list[dict], cfg: dict, pending: list[str] | None 
             "n_train": int(np.mean([r["rows"]["train"] for r in rs])), "n_test": int(np.mean([r["rows"]["test"] for r in rs])),
             "folds": [r["fold"] for r in rs], "max_epochs": rs[0]["train"]["max_epochs"],
             "models": {m: {k: x for k, x in v.items() if k != "seconds"} for m, v in ms.items() if v is not None},
-            "verdict": {p: verdict(ours, ms.get(p)) for p in list(peer_mod.PEERS) + ["rf_magpie"]}}
+            "verdict": {p: verdict(ours, ms.get(p), band["relative"]) for p in list(peer_mod.PEERS) + ["rf_magpie"]}}
     return out
 
 
