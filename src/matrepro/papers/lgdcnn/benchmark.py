@@ -341,7 +341,7 @@ def verdict(ours: dict | None, peer: dict | None, rel_spread: float | None = Non
     sds = [v for v in (ours.get("mae_std"), peer.get("mae_std")) if v is not None]
     if not sds:
         if rel_spread is not None and abs(d) <= rel_spread * max(ours["mae"], peer["mae"]):
-            return "tie (1 seed, within the typical seed spread)"
+            return "tie (1 seed)"
         return ("wins" if d > 0 else "loses") + " (1 seed)"
     spread = max(sds)
     if abs(d) <= spread:
