@@ -15,7 +15,9 @@ Sites (the issue's "top-of-metal" and "hollow"):
 Symmetry-equivalent sites and paths repeat the same image and the same energy, which would leak
 between a training and a test set, so only distinct ones are kept: two sites (or two T-H paths) are
 the same when their kinds and their periodic distances to the dopant agree to 0.01 A (in the
-undoped cell every T is one site and every T-H path one path).
+undoped cell every T is one site and every T-H path one path). Each class is represented by its
+first member in a fixed order (distance to the dopant, then plain distance to the origin, then x, then
+y, all rounded to 1e-4 A), so every machine keeps the same sites whatever the last bits of its floats.
 """
 from __future__ import annotations
 
@@ -135,12 +137,25 @@ def all_sites(slab) -> list[Site]:
     occupied = min(range(2), key=lambda k: np.linalg.norm(((top_frac - cands[k] + 0.5) % 1.0) - 0.5))
     hollow = np.array(cands[1 - occupied]) @ unit
     sites = []
-    for k, xy in enumerate(sorted(map(tuple, np.round(metal_xy, 6)), key=lambda p: (_pdist(cell2, p), p))):
+    for k, xy in enumerate(sorted(map(tuple, np.round(metal_xy, 6)), key=lambda p: _site_order(cell2, p))):
         sites.append(Site(f"T{k}", "T", (float(xy[0]), float(xy[1])), round(_pdist(cell2, xy), 4)))
     hx = [tuple(np.asarray(xy) + hollow) for xy in metal_xy]
-    for k, xy in enumerate(sorted(hx, key=lambda p: (_pdist(cell2, p), p))):
+    for k, xy in enumerate(sorted(hx, key=lambda p: _site_order(cell2, p))):
         sites.append(Site(f"H{k}", "H", (float(xy[0]), float(xy[1])), round(_pdist(cell2, xy), 4)))
     return sites
+
+
+def _site_order(cell2: np.ndarray, xy) -> tuple[float, ...]:
+    """Sort key of a site: periodic distance to the dopant, then plain distance to the origin (so the
+    representative of a class is, where possible, the in-cell copy that faces the dopant directly),
+    then x, then y; every term rounded to 1e-4 A.
+
+    Symmetry-equivalent sites have the same distance up to the last bits of a float, and those bits
+    depend on the BLAS/LAPACK build: an unrounded key let two machines keep different (if equivalent)
+    representatives, so different positions, image crops and path names. Rounded, the choice is the
+    same everywhere."""
+    x, y = float(xy[0]), float(xy[1])
+    return tuple(round(v, 4) + 0.0 for v in (_pdist(cell2, xy), float(np.hypot(x, y)), x, y))
 
 
 def distinct_sites(slab) -> list[Site]:
