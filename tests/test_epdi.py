@@ -28,10 +28,36 @@ def test_slab_has_one_dopant_at_the_origin_and_the_right_sites():
     a = 3.18
     h_dists = sorted(s.dist for s in sites if s.kind == "H")
     assert h_dists[0] == pytest.approx(a / math.sqrt(3), abs=1e-3)  # the three H around the dopant
-    # distinct classes: T at 0, a, sqrt(3) a; H at a/sqrt3, 2a/sqrt3, sqrt(7/3) a
+    # symmetry classes: T at 0, a and two at sqrt(3) a; H at a/sqrt3, 2a/sqrt3, sqrt(7/3) a
     d = st.distinct_sites(slab)
-    assert sorted(round(s.dist / a, 3) for s in d if s.kind == "T") == [0.0, 1.0, round(math.sqrt(3), 3)]
+    r3 = round(math.sqrt(3), 3)
+    assert sorted(round(s.dist / a, 3) for s in d if s.kind == "T") == [0.0, 1.0, r3, r3]
     assert len([s for s in d if s.kind == "H"]) == 3
+
+
+def _maps_onto(ops, cell2, xy1, xy2) -> bool:
+    f1, f2 = (np.linalg.solve(cell2.T, np.asarray(xy, float)) for xy in (xy1, xy2))
+    return any(np.allclose((r @ f1 + t - f2 + 0.5) % 1.0 - 0.5, 0.0, atol=1e-4) for r, t in ops)
+
+
+@pytest.mark.parametrize("host,dopant", [("MoS2", "Nb"), ("TiS2", "V"), ("WSe2", "Re")])
+def test_distinct_sites_are_the_symmetry_classes_of_the_surface(host, dopant):
+    # every site is the image of exactly one kept site under an operation that keeps the surface up;
+    # equal distance to the dopant is not enough (the two T sites at sqrt(3) a are inequivalent)
+    slab = st.build_slab(host, dopant, 3, 7.5)
+    ops = st.surface_operations(slab)
+    assert len(ops) == 6  # C3v about the dopant: E, 2 C3, 3 vertical mirrors
+    cell2 = np.asarray(slab.cell)[:2, :2]
+    kept = st.distinct_sites(slab)
+    for s in st.all_sites(slab):
+        assert sum(k.kind == s.kind and _maps_onto(ops, cell2, k.xy, s.xy) for k in kept) == 1, s
+    far = [k for k in kept if k.kind == "T" and k.dist > 1.5 * st.HOSTS[host][1]]
+    assert len(far) == 2 and far[0].dist == far[1].dist
+
+
+def test_undoped_surface_operations_include_the_supercell_translations():
+    slab = st.build_slab("MoS2", None, 3, 7.5)
+    assert len(st.surface_operations(slab)) == 6 * 9
 
 
 def test_undoped_cell_has_one_site_per_kind_and_one_path():
@@ -390,7 +416,8 @@ def test_barrier_from_predicted_binding_energies():
 def test_physics_code_change_is_a_decision_about_the_generation_cache():
     assert generate.physics_digest() == generate.PHYSICS_DIGEST, (
         "structures.py / energies.py / esp.py changed: if the numbers change, bump generate.GEN_VERSION "
-        "(every cached surface is recomputed); either way set generate.PHYSICS_DIGEST to "
+        "(every cached Li part is recomputed), and generate.SLAB_VERSION too if the slab or the GPAW map "
+        "change; either way set generate.PHYSICS_DIGEST to "
         f"{generate.physics_digest()!r}")
 
 
@@ -458,3 +485,38 @@ def test_exported_model_predicts_crops_of_a_user_map_and_reports_bad_rows(tmp_pa
     want = np.mean([learn.predict(m, sc, imgs) for m, sc, _ in members.values()], axis=0)
     np.testing.assert_allclose(got.prediction.to_numpy()[:2], want, rtol=1e-4, atol=1e-5)
     assert (got.n_models == 2).all() and (got.unit == "eV").all()
+
+
+def test_a_change_of_li_settings_reuses_the_cached_slab_and_map(monkeypatch, tmp_path):
+    # the slab part (CHGNet slab relaxation + GPAW map, ~4/5 of the compute) is cached on its own
+    # inputs, so a new Li height, NEB setting or site rule recomputes only the Li part
+    from matrepro.papers.epdi import energies
+
+    calls = []
+
+    def fake_slab_part(spec):
+        calls.append(spec["gpaw"]["h"])
+        slab = st.build_slab(spec["host"], spec["dopant"], spec["supercell"], spec["vacuum"])
+        return {"spec": generate.slab_spec(spec), "failures": [], "map": np.full((4, 4), 0.5, np.float32),
+                "slab": slab, "e_ref": -1.9, "e_slab": -100.0, "cell2": np.asarray(slab.cell)[:2, :2],
+                "slab_seconds": 3.0, "gpaw_seconds": 7.0, "gpaw_point_group": "D3h"}
+
+    monkeypatch.setattr(generate, "slab_part", fake_slab_part)
+    monkeypatch.setattr(energies, "li_at_site", lambda slab, xy, h, fmax: (energies.with_li(slab, xy, h), -101.0 - h))
+    monkeypatch.setattr(energies, "neb", lambda a0, a1, n, fmax, steps: ([a0] * (n + 2), np.zeros(n + 2), 1))
+    cfg = {"supercell": 2, "vacuum": 7.5, "fmax_slab": 0.05, "gpaw": {"h": 0.25}, "esp_height": 1.0,
+           "li_height": 1.6, "fmax_li": 0.05, "neb": {"n_images": 3, "fmax": 0.1, "max_steps": 10}}
+    spec = generate.task_spec(cfg, "MoS2", None)
+    r1 = generate.run_surface(spec, cache=tmp_path)
+    r2 = generate.run_surface(generate.task_spec({**cfg, "li_height": 1.8}, "MoS2", None), cache=tmp_path)
+    assert calls == [0.25]  # one slab part for both Li heights
+    assert r1["map"] is not None and np.array_equal(r1["map"], r2["map"]) and r2["e_slab"] == -100.0
+    assert r1["sites"][0]["energy"] == pytest.approx(-102.6) and r2["sites"][0]["energy"] == pytest.approx(-102.8)
+    assert r2["gpaw_seconds"] == 7.0 and r2["chgnet_seconds"] >= 3.0
+    generate.run_surface(generate.task_spec({**cfg, "gpaw": {"h": 0.2}}, "MoS2", None), cache=tmp_path)
+    assert calls == [0.25, 0.2]  # a GPAW setting is an input of the slab part
+    failed = {"spec": generate.slab_spec(spec), "failures": [{"stage": "chgnet slab", "item": "", "reason": "x"}],
+              "map": None}
+    monkeypatch.setattr(generate, "slab_part", lambda spec: failed)
+    r = generate.run_surface(generate.task_spec({**cfg, "vacuum": 9.0}, "MoS2", None), cache=tmp_path)
+    assert r["failures"] == failed["failures"] and r["sites"] == []  # a failed slab part is reported, not dropped

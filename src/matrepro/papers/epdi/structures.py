@@ -12,12 +12,16 @@ Sites (the issue's "top-of-metal" and "hollow"):
 * ``H`` — on top of the hexagon centre, the one of the two threefold positions that has no top-layer
   chalcogen under it (in 2H it is above the empty prism; in 1T above a bottom-layer chalcogen).
 
-Symmetry-equivalent sites and paths repeat the same image and the same energy, which would leak
-between a training and a test set, so only distinct ones are kept: two sites (or two T-H paths) are
-the same when their kinds and their periodic distances to the dopant agree to 0.01 A (in the
-undoped cell every T is one site and every T-H path one path). Each class is represented by its
-first member in a fixed order (distance to the dopant, then plain distance to the origin, then x, then
-y, all rounded to 1e-4 A), so every machine keeps the same sites whatever the last bits of its floats.
+Equivalent sites and paths repeat the same image and the same energy, which would leak between a
+training and a test set, so only distinct ones are kept. Two sites (or two T-H paths) are equivalent
+when a symmetry operation of the slab that keeps the surface up (a spglib operation of the ideal doped
+supercell with z -> z; the lattice translations of the supercell included) maps one onto the other: in
+a doped cell the C3v operations about the dopant, in the undoped cell every translation too, so all T
+are one site and all T-H hops one path. Equal distance to the dopant is not enough: in a 3 x 3 cell
+the two T sites at sqrt(3) a are C3v-inequivalent (one has its three nearest dopant images in the
+directions of its top-layer chalcogens, the other in the directions of its hollows). Each class is represented by its first member in a fixed order
+(distance to the dopant, then plain distance to the origin, then x, then y, all rounded to 1e-4 A),
+so every machine keeps the same sites whatever the last bits of its floats.
 """
 from __future__ import annotations
 
@@ -150,20 +154,47 @@ def _site_order(cell2: np.ndarray, xy) -> tuple[float, ...]:
     representative of a class is, where possible, the in-cell copy that faces the dopant directly),
     then x, then y; every term rounded to 1e-4 A.
 
-    Symmetry-equivalent sites have the same distance up to the last bits of a float, and those bits
-    depend on the BLAS/LAPACK build: an unrounded key let two machines keep different (if equivalent)
+    Equivalent sites have the same distance up to the last bits of a float, and those bits depend on
+    the BLAS/LAPACK build: an unrounded key let two machines keep different (if equivalent)
     representatives, so different positions, image crops and path names. Rounded, the choice is the
     same everywhere."""
     x, y = float(xy[0]), float(xy[1])
     return tuple(round(v, 4) + 0.0 for v in (_pdist(cell2, xy), float(np.hypot(x, y)), x, y))
 
 
+def surface_operations(slab, symprec: float = 1e-3) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The symmetry operations of ``slab`` that keep z (spglib, ``symprec`` A), as (R, t) acting on
+    lateral fractional coordinates: f -> R f + t. Lattice translations of the supercell are included."""
+    import spglib
+
+    cell = (np.asarray(slab.cell), slab.get_scaled_positions(), slab.numbers)
+    sym = spglib.get_symmetry(cell, symprec=symprec)
+    if sym is None:
+        raise MatreproError(f"spglib found no symmetry for {slab.info.get('host')}:{slab.info.get('dopant')}")
+    ops = []
+    for rot, tr in zip(sym["rotations"], sym["translations"]):
+        if rot[2, 2] == 1 and not rot[2, :2].any() and not rot[:2, 2].any() and abs(tr[2] - round(tr[2])) < 1e-6:
+            ops.append((rot[:2, :2].astype(float), np.asarray(tr[:2], float)))
+    return ops
+
+
+def _frac_key(f) -> tuple[float, ...]:
+    """Fractional coordinates reduced into [0, 1), rounded to 1e-4, as a hashable key."""
+    return tuple(round(float(v) % 1.0, 4) % 1.0 + 0.0 for v in f)
+
+
+def _site_orbit_key(ops, cell2, xy) -> tuple[float, ...]:
+    f = np.linalg.solve(cell2.T, np.asarray(xy, float))
+    return min(_frac_key(r @ f + t) for r, t in ops)
+
+
 def distinct_sites(slab) -> list[Site]:
-    """One site per (kind, distance to the dopant) class; all T (all H) alike when undoped."""
-    doped = bool(slab.info.get("dopant"))
+    """One site per symmetry class (the first in the order of ``all_sites``)."""
+    ops = surface_operations(slab)
+    cell2 = np.asarray(slab.cell)[:2, :2]
     seen, out = set(), []
     for s in all_sites(slab):
-        key = (s.kind, round(s.dist, 2) if doped else 0.0)
+        key = (s.kind, _site_orbit_key(ops, cell2, s.xy))
         if key not in seen:
             seen.add(key)
             out.append(s)
@@ -186,15 +217,16 @@ class Path:
 
 
 def distinct_paths(slab) -> list[Path]:
-    """Every T -> neighbouring H hop, one per (distance of T, distance of H to the dopant) class."""
+    """Every T -> neighbouring H hop, one per symmetry class of (T, hop vector)."""
     cell2 = np.asarray(slab.cell)[:2, :2]
     a = slab.info["a"]
+    ops = surface_operations(slab)
     sites = all_sites(slab)
     ts = [s for s in sites if s.kind == "T"]
     hs = [s for s in sites if s.kind == "H"]
-    doped = bool(slab.info.get("dopant"))
     seen, out = set(), []
     for t in ts:
+        ft = np.linalg.solve(cell2.T, np.asarray(t.xy))
         for h in hs:
             for i in (-1, 0, 1):
                 for j in (-1, 0, 1):
@@ -202,7 +234,9 @@ def distinct_paths(slab) -> list[Path]:
                     d = np.linalg.norm(xy - np.asarray(t.xy))
                     if abs(d - a / np.sqrt(3)) > 0.05:
                         continue
-                    key = (round(t.dist, 2), round(h.dist, 2)) if doped else (0.0, 0.0)
+                    hop = np.linalg.solve(cell2.T, xy - np.asarray(t.xy))
+                    key = min(_frac_key(r @ ft + tr) + tuple(round(float(v), 4) + 0.0 for v in r @ hop)
+                              for r, tr in ops)
                     if key in seen:
                         continue
                     seen.add(key)
