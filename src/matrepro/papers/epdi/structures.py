@@ -19,9 +19,10 @@ supercell with z -> z; the lattice translations of the supercell included) maps 
 a doped cell the C3v operations about the dopant, in the undoped cell every translation too, so all T
 are one site and all T-H hops one path. Equal distance to the dopant is not enough: in a 3 x 3 cell
 the two T sites at sqrt(3) a are C3v-inequivalent (one has its three nearest dopant images in the
-directions of its top-layer chalcogens, the other in the directions of its hollows). Each class is represented by its first member in a fixed order
-(distance to the dopant, then plain distance to the origin, then x, then y, all rounded to 1e-4 A),
-so every machine keeps the same sites whatever the last bits of its floats.
+directions of its top-layer chalcogens, the other in the directions of its hollows). Each class is
+represented by its first member in a fixed order (distance to the dopant, then plain distance to the
+origin, then x, then y, all rounded to 1e-4 A), so every machine keeps the same sites whatever the
+last bits of its floats.
 """
 from __future__ import annotations
 
