@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import socket
+import time
 
 import numpy as np
 import pandas as pd
@@ -201,6 +202,25 @@ def test_failed_configurations_are_recorded_not_dropped():
     t = generate.tables([res])
     assert len(t["failures"]) == 1 and t["failures"].surface.iloc[0] == "MoS2-Nb"
     assert len(t["records"]) == 0
+
+
+def test_written_data_set_depends_on_the_results_only_not_the_clock(tmp_path):
+    """data/epdi is a dependency of every training stage: a re-run on a warm cache must rewrite it byte for
+    byte, or DVC retrains every epdi model after a prose edit of the generation notebook."""
+    res = {"spec": {"host": "MoS2", "dopant": "Nb", "supercell": 3}, "failures": [], "e_ref": -1.88,
+           "e_slab": -200.0, "cell2": np.eye(2) * 9.54, "map": np.linspace(0, 1, 12).reshape(3, 4),
+           "chgnet_seconds": 1.5, "gpaw_seconds": 2.5,
+           "sites": [{"site": "T0", "site_kind": "T", "x": 0.0, "y": 0.0, "z_li": 12.1, "energy": -203.0,
+                      "dist": 0.0, "seconds": 0.3}], "paths": []}
+    cfg = {"profile": "smoke", "supercell": 3, "vacuum": 7.5, "li_height": 1.6, "fmax_slab": 0.05,
+           "fmax_li": 0.03, "neb": {}, "gpaw": {}, "esp_height": 1.5, "systems": [{"MoS2": ["Nb"]}]}
+    generate.write([res], cfg, tmp_path / "a")
+    time.sleep(1.1)
+    generate.write([res], cfg, tmp_path / "b")
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["failures.csv", "maps.npz", "meta.json", "paths.csv", "records.csv", "surfaces.csv"]
+    for n in names:
+        assert (tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes(), n
 
 
 # --------------------------------------------------------------------------- ESP images
