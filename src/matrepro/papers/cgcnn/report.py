@@ -83,6 +83,17 @@ def report_markdown(mdir=None) -> str:
             + "the authors' checkpoints on the rebuilt Matbench set (overlaps their training data): "
             + "; ".join(f"{r.target} {r.subset} MAE {r['MAE (log10)']:.4f} log10 / {r['MAE (GPa)']:.2f} GPa"
                         for _, r in sc.iterrows()) + f" (profile `{v['profile']}`).")
+        c = v.get("cut_sensitivity")
+        if c:
+            liu = [r for r in c["per_checkpoint"] if r["checkpoint"].startswith("liu2025")]
+            parts.append(
+                f"**cgcnn 12-neighbour cut**: in {c['with_ambiguous_cut']} of {c['structures']} structures the cut "
+                f"splits a shell of equidistant neighbours from more than one site, so which are kept is set by the "
+                f"last bits of the distances (in the reference too). Scaling each cell by 1 + {c['eps']:g} changes "
+                f"the kept neighbours of {c['kept_changed']} structures and moves the authors' predictions by up to "
+                + ", ".join(f"{r['max abs change (log10 GPa)']:.3f} ({r['checkpoint']}, {r['moved > 0.01']} structures "
+                            f"> 0.01)" for r in liu)
+                + " log10 GPa: the limit of agreement between two machines on those structures.")
     if "screening" in ms:
         s = ms["screening"]
         ai = pd.DataFrame(s["ai4kappa"])
