@@ -93,7 +93,7 @@ def report_markdown(mdir=None) -> str:
                 f"the kept neighbours of {c['kept_changed']} structures and moves the authors' predictions by up to "
                 + ", ".join(f"{r['max abs change (log10 GPa)']:.3f} ({r['checkpoint']}, {r['moved > 0.01']} structures "
                             f"> 0.01)" for r in liu)
-                + " log10 GPa: the limit of agreement between two machines on those structures.")
+                + f" log10 GPa: the limit of agreement between two machines on those structures (profile `{v['profile']}`).")
     if "screening" in ms:
         s = ms["screening"]
         ai = pd.DataFrame(s["ai4kappa"])
