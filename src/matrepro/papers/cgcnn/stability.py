@@ -5,7 +5,7 @@ of equidistant neighbours, the reference (and our ``features.crystal.structure_g
 copies it) keeps the ones that come first after a stable sort on float64 distances, i.e. the
 choice is made by the last bits of the distances and by the order of pymatgen's neighbour list.
 When that shell holds more than one site, the kept neighbours, and so the prediction, can change
-with a last-bit change of the cell (another CPU, BLAS kernel or pymatgen build).
+with a last-bit change of the cell, which another CPU or numpy/pymatgen build may produce.
 
 ``cut_ambiguity`` counts such atoms from the structure alone; ``cut_sensitivity`` measures the
 effect: it scales each lattice by ``1 + eps`` (eps a few 1e-16, i.e. the last bit) and reports
